@@ -1,0 +1,28 @@
+// Package checkpoint reads and writes model weights: Hugging Face safetensors (single or sharded),
+// PyTorch pytorch_model.bin (zip+pickle, single or sharded; no code execution) and llama2.c .bin
+// files, and writes Hugging Face layout directories. It holds no GoMLX graph code.
+package checkpoint
+
+import (
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// TensorInfo describes one stored tensor.
+type TensorInfo struct {
+	Name  string       // Hugging Face tensor name, e.g. "model.layers.0.self_attn.q_proj.weight"
+	DType dtypes.DType // stored dtype (Float32, BFloat16, Float16, ...)
+	Shape []int
+	File  string // file holding it (for error messages)
+}
+
+// Reader gives access to the tensors of a checkpoint, one at a time, so that loading never holds
+// two full copies of the weights.
+type Reader interface {
+	// Tensors lists every tensor, sorted by name.
+	Tensors() []TensorInfo
+	// Read returns the named tensor as a host tensor in its stored dtype and shape.
+	Read(name string) (*tensors.Tensor, error)
+	// Close releases files and mappings.
+	Close() error
+}

@@ -1,0 +1,52 @@
+// Package models holds the GoMLX forward passes of the supported architectures (LLaMA family now,
+// ChatGLM-6B later: one file each), loading a checkpoint into a GoMLX store, next-token loss,
+// scoring and KV-cache generation.
+//
+// Weights live in a model.Store under their Hugging Face names with "." replaced by "/":
+// "model.layers.0.self_attn.q_proj.weight" is the variable "/model/layers/0/self_attn/q_proj/weight".
+// Loading, saving and pruning therefore need no mapping tables. (This departs on purpose from
+// GoMLX's layers.Dense naming, "dense/weights".)
+//
+// Weights may be stored in bf16/f16 to save memory; the forward pass converts them to float32
+// in-graph (float32 matmuls are much faster on the Go backend).
+package models
+
+import (
+	"strings"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/tokenizer"
+)
+
+// VarPath converts a Hugging Face tensor name to its store path.
+func VarPath(hfName string) string { return "/" + strings.ReplaceAll(hfName, ".", "/") }
+
+// HFName converts a store path back to the Hugging Face tensor name.
+func HFName(path string) string { return strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", ".") }
+
+// Model is a loaded language model.
+type Model struct {
+	Config    *config.Config
+	Store     *model.Store
+	Backend   compute.Backend
+	Tokenizer tokenizer.Tokenizer // nil when none was found
+	// TokenizerFiles are the files the tokenizer came from (copied when the model is saved).
+	TokenizerFiles []string
+	// Source is the path (or hub id) the model was loaded from.
+	Source string
+}
+
+// Hooks let callers intercept the forward pass without copying it (importance recording, LoRA).
+// Nil fields take the defaults.
+type Hooks struct {
+	// Weight returns the float32 node used for the tensor named hfName (default: the store
+	// variable, converted to float32). Importance estimation uses it to record the nodes it
+	// differentiates against.
+	Weight func(g *Graph, hfName string) *Node
+	// Linear applies the projection module (e.g. "model.layers.0.self_attn.q_proj") to x, given
+	// its weight [out, in] and optional bias [out] (default: x·Wᵀ + b). LoRA wraps it.
+	Linear func(x *Node, module string, weight, bias *Node) *Node
+}
