@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// env is what a running command writes to, plus the shared options it parsed.
+type env struct {
+	cmd    *command
+	stdout io.Writer // results only (text or JSON)
+	stderr io.Writer // progress bars, logs, warnings
+	fs     *flag.FlagSet
+
+	// Shared options; each command registers only the ones it uses (see the add* methods).
+	model     string
+	tokenizer string
+	json      bool
+	adapter   string
+}
+
+func newEnv(cmd *command, stdout, stderr io.Writer) *env {
+	e := &env{cmd: cmd, stdout: stdout, stderr: stderr}
+	e.fs = flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	e.fs.SetOutput(io.Discard) // we print errors and usage ourselves
+	return e
+}
+
+// addModel registers --model and --tokenizer with identical help in every command.
+func (e *env) addModel() {
+	e.fs.StringVar(&e.model, "model", "", "model: a Hugging Face directory (config.json + safetensors/pytorch_model.bin) or a llama2.c .bin `M`")
+	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "tokenizer `file` for llama2.c models when it is not beside the .bin (tokenizer.bin, tok512.bin, tokenizer.model)")
+}
+
+// addJSON registers --json.
+func (e *env) addJSON() {
+	e.fs.BoolVar(&e.json, "json", false, "print machine-readable JSON on stdout (progress and logs go to stderr)")
+}
+
+// addAdapter registers --adapter (reserved for LoRA adapters; rejected when given for now).
+func (e *env) addAdapter() {
+	e.fs.StringVar(&e.adapter, "adapter", "", "LoRA adapter `DIR` (reserved: not supported yet)")
+}
+
+// parse parses the command's flags. --help prints the command help on stdout and returns
+// flag.ErrHelp; other mistakes return a usageError naming the flag.
+func (e *env) parse(args []string) error {
+	if err := e.fs.Parse(args); err != nil {
+		if isHelp(err) {
+			printCommandHelp(e.stdout, e.cmd, e.fs)
+			return err
+		}
+		return usageErrorf("%v", err)
+	}
+	if e.fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q (flags are written --name value)", e.fs.Arg(0))
+	}
+	if e.adapter != "" {
+		return usageErrorf("--adapter %s: LoRA adapters are not supported yet", e.adapter)
+	}
+	return nil
+}
+
+// requireModel checks that --model was given.
+func (e *env) requireModel() error {
+	if e.model == "" {
+		return usageErrorf("--model is required (a Hugging Face model directory or a llama2.c .bin file)")
+	}
+	return nil
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func (e *env) flagSet(name string) bool {
+	found := false
+	e.fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}
+
+// printJSON writes v as one indented JSON document on stdout.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// logf writes a progress/log line on stderr.
+func (e *env) logf(format string, args ...any) {
+	fmt.Fprintf(e.stderr, format+"\n", args...)
+}
+
+// progressEnabled reports whether progress bars are drawn: only when stderr is a terminal
+// and --json was not given.
+func (e *env) progressEnabled() bool {
+	if e.json {
+		return false
+	}
+	f, ok := e.stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress returns a progress bar of total steps on stderr; it draws nothing when progress
+// is disabled, so callers may always use it. Call Finish (or Exit) when done.
+func (e *env) progress(total int, description string) *progressbar.ProgressBar {
+	if total <= 0 {
+		total = -1 // spinner
+	}
+	return progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(e.stderr),
+		progressbar.OptionSetVisibility(e.progressEnabled()),
+		progressbar.OptionSetDescription(description),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100_000_000), // 100ms
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// printCommandHelp prints the help of c: synopsis, details, flags (when fs is given) and examples.
+func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "llmpruner %s: %s\n\nUsage:\n  llmpruner %s\n", c.name, c.summary, c.synopsis)
+	if c.details != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.details))
+	}
+	if fs != nil {
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
+		}
+	}
+	if len(c.examples) > 0 {
+		fmt.Fprintln(w, "\nExamples:")
+		for _, ex := range c.examples {
+			fmt.Fprintf(w, "  %s\n", ex)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// binary is the llmpruner executable built once by TestMain; the tests run it as a
+// subprocess, exactly as a user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llmpruner-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "llmpruner")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building llmpruner:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one run of the binary produced.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs the binary with args (in a fresh temporary working directory) and returns its output.
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	return runCLIEnv(t, nil, args...)
+}
+
+// runCLIEnv is runCLI with extra environment variables ("K=V").
+func runCLIEnv(t *testing.T, extraEnv []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), extraEnv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		res.code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running llmpruner %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// mustSucceed runs the binary and fails the test unless it exits 0.
+func mustSucceed(t *testing.T, args ...string) result {
+	t.Helper()
+	res := runCLI(t, args...)
+	if res.code != 0 {
+		t.Fatalf("llmpruner %s: exit %d\nstderr: %s", strings.Join(args, " "), res.code, res.stderr)
+	}
+	return res
+}
+
+// expectFailure checks that a run failed with the given exit code and a one-line clear error
+// that contains every one of wants, and that no panic trace leaked.
+func expectFailure(t *testing.T, res result, code int, wants ...string) {
+	t.Helper()
+	if res.code != code {
+		t.Errorf("exit code %d, want %d\nstderr: %s", res.code, code, res.stderr)
+	}
+	if !strings.HasPrefix(res.stderr, "llmpruner: ") {
+		t.Errorf("stderr does not start with \"llmpruner: \": %q", res.stderr)
+	}
+	for _, bad := range []string{"goroutine ", "panic", "runtime error", "internal error"} {
+		if strings.Contains(res.stderr, bad) {
+			t.Errorf("stderr leaks %q: %s", bad, res.stderr)
+		}
+	}
+	for _, want := range wants {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr %q does not mention %q", res.stderr, want)
+		}
+	}
+}
