@@ -13,6 +13,7 @@ package models
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -37,6 +38,12 @@ type Model struct {
 	TokenizerFiles []string
 	// Source is the path (or hub id) the model was loaded from.
 	Source string
+	// Hooks, when set, are used by the host-side methods (Logits, TokenLogProbs, Loss, Generate),
+	// e.g. to evaluate with LoRA adapters. Call ResetExecs after changing them.
+	Hooks *Hooks
+
+	mu    sync.Mutex
+	execs map[string]*model.Exec // compiled graphs by purpose; see exec.go
 }
 
 // Hooks let callers intercept the forward pass without copying it (importance recording, LoRA).

@@ -1,0 +1,148 @@
+package models
+
+// Graph building blocks shared by the architectures: weight access through hooks, RMSNorm,
+// rotary position embedding (HF rotate_half), causal/padded attention with grouped KV heads.
+// Everything here computes in float32.
+
+import (
+	"math"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/nn"
+	"github.com/gomlx/gomlx/support/exceptions"
+)
+
+// weights resolves the Hooks of one graph into two always-set functions.
+type weights struct {
+	g      *Graph
+	weight func(g *Graph, hfName string) *Node
+	linear func(x *Node, module string, weight, bias *Node) *Node
+}
+
+// newWeights fills in the default hooks: variables of scope's store converted to float32, and
+// x·Wᵀ+b projections.
+func newWeights(scope *model.Scope, g *Graph, hooks *Hooks) *weights {
+	w := &weights{g: g, weight: func(g *Graph, hfName string) *Node { return VariableF32(scope.Store(), g, hfName) }, linear: Linear}
+	if hooks != nil {
+		if hooks.Weight != nil {
+			w.weight = hooks.Weight
+		}
+		if hooks.Linear != nil {
+			w.linear = hooks.Linear
+		}
+	}
+	return w
+}
+
+// get returns the float32 node of the named tensor.
+func (w *weights) get(hfName string) *Node { return w.weight(w.g, hfName) }
+
+// proj applies the projection module ("model.layers.0.self_attn.q_proj") to x, with its bias when
+// hasBias.
+func (w *weights) proj(x *Node, module string, hasBias bool) *Node {
+	var bias *Node
+	if hasBias {
+		bias = w.get(module + ".bias")
+	}
+	return w.linear(x, module, w.get(module+".weight"), bias)
+}
+
+// VariableF32 returns the store variable of the Hugging Face tensor hfName as a float32 node of g
+// (the default Hooks.Weight). It panics (graph-building convention) if the variable is missing.
+func VariableF32(store *model.Store, g *Graph, hfName string) *Node {
+	v := store.GetVariable(VarPath(hfName))
+	if v == nil {
+		exceptions.Panicf("model has no tensor %q (variable %s)", hfName, VarPath(hfName))
+	}
+	n := v.NodeValue(g)
+	if n.DType() != dtypes.Float32 {
+		n = ConvertDType(n, dtypes.Float32)
+	}
+	return n
+}
+
+// Linear is the default Hooks.Linear: x·Wᵀ + b for a PyTorch-layout weight [out, in] and an
+// optional bias [out]. x is [..., in]; the result is [..., out].
+func Linear(x *Node, module string, weight, bias *Node) *Node {
+	return nn.Dense(x, weight, bias, compute.DenseLayoutOutputsInput)
+}
+
+// rmsNorm is HF's LlamaRMSNorm in float32: x · 1/sqrt(mean(x²)+eps) · w. Reciprocal(Sqrt) rather
+// than Rsqrt, which has no gradient in GoMLX. x [..., D], w [D].
+func rmsNorm(x, w *Node, eps float64) *Node {
+	variance := ReduceAndKeep(Square(x), ReduceMean, -1)   // [..., 1]
+	inv := Reciprocal(Sqrt(AddScalar(variance, eps)))      // [..., 1]
+	return Mul(Mul(x, inv), ExpandLeftToRank(w, x.Rank())) // [..., D]
+}
+
+// rope holds the cos/sin tables of rotary embeddings for a set of positions, shaped
+// [1, S, 1, HD/2] to broadcast over [B, S, H, HD/2].
+type rope struct{ cos, sin *Node }
+
+// newRoPE computes the rotation angles positions × invFreq in float32, as HF does.
+// positions is [S] (int32).
+func newRoPE(positions *Node, invFreq []float64) *rope {
+	g := positions.Graph()
+	half := len(invFreq)
+	inv32 := make([]float32, half)
+	for i, f := range invFreq {
+		inv32[i] = float32(f)
+	}
+	S := positions.Shape().Dim(0)
+	pos := Reshape(ConvertDType(positions, dtypes.Float32), S, 1) // [S, 1]
+	angles := Mul(pos, Reshape(Const(g, inv32), 1, half))         // [S, HD/2]
+	angles = Reshape(angles, 1, S, 1, half)                       // [1, S, 1, HD/2]
+	return &rope{cos: Cos(angles), sin: Sin(angles)}
+}
+
+// apply rotates x [B, S, H, HD] with HF's rotate_half convention: the first and second halves of
+// each head are the (real, imaginary) parts.
+func (r *rope) apply(x *Node) *Node {
+	HD := x.Shape().Dim(-1)
+	x1 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, HD/2)) // [B, S, H, HD/2]
+	x2 := Slice(x, AxisRange(), AxisRange(), AxisRange(), AxisRange(HD/2))    // [B, S, H, HD/2]
+	out1 := Sub(Mul(x1, r.cos), Mul(x2, r.sin))
+	out2 := Add(Mul(x2, r.cos), Mul(x1, r.sin))
+	return Concatenate([]*Node{out1, out2}, -1) // [B, S, H, HD]
+}
+
+// attend is scaled dot-product attention with grouped key/value heads (query head h uses KV head
+// h / (H/KV), as HF's repeat_kv). q is [B, Sq, H, HD]; k and v are [B, KV, Sk, HD]; allowed is
+// [B or 1, Sq, Sk] (true = query may attend to key). Returns [B, Sq, H·HD].
+func attend(q, k, v, allowed *Node) *Node {
+	B, Sq, H, HD := q.Shape().Dim(0), q.Shape().Dim(1), q.Shape().Dim(2), q.Shape().Dim(3)
+	KV, Sk := k.Shape().Dim(1), k.Shape().Dim(2)
+	if H%KV != 0 {
+		exceptions.Panicf("attention: %d query heads is not a multiple of %d key/value heads", H, KV)
+	}
+	G := H / KV
+	q5 := Reshape(q, B, Sq, KV, G, HD)
+	scores := DotGeneral(q5, []int{4}, []int{0, 2}, k, []int{3}, []int{0, 1}) // [B, KV, Sq, G, Sk]
+	scores = MulScalar(scores, 1/math.Sqrt(float64(HD)))
+	mask := Reshape(allowed, allowed.Shape().Dim(0), 1, Sq, 1, Sk)
+	mask = BroadcastToShape(mask, scores.Shape())
+	lowest := Scalar(scores.Graph(), dtypes.Float32, -math.MaxFloat32)
+	scores = Where(mask, scores, BroadcastToShape(lowest, scores.Shape()))
+	probs := Softmax(scores, -1)                                              // [B, KV, Sq, G, Sk]
+	out := DotGeneral(probs, []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, KV, Sq, G, HD]
+	out = TransposeAllAxes(out, 0, 2, 1, 3, 4)                                // [B, Sq, KV, G, HD]
+	return Reshape(out, B, Sq, H*HD)
+}
+
+// causalMask returns allowed[b, i, j] = j ≤ i and mask[b, j] (mask [B, S] bool, nil = all real):
+// [B or 1, S, S].
+func causalMask(g *Graph, S int, mask *Node) *Node {
+	rows := Iota(g, shapes.Make(dtypes.Int32, 1, S, S), 1)
+	cols := Iota(g, shapes.Make(dtypes.Int32, 1, S, S), 2)
+	allowed := LessOrEqual(cols, rows) // [1, S, S]
+	if mask == nil {
+		return allowed
+	}
+	B := mask.Shape().Dim(0)
+	keys := BroadcastToShape(Reshape(mask, B, 1, S), shapes.Make(dtypes.Bool, B, S, S))
+	return LogicalAnd(BroadcastToShape(allowed, keys.Shape()), keys) // [B, S, S]
+}

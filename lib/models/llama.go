@@ -1,0 +1,135 @@
+package models
+
+// The LLaMA decoder (LlamaForCausalLM) in graph ops, with Hugging Face tensor names:
+//
+//	model.embed_tokens.weight                    [V, D]
+//	model.layers.{l}.input_layernorm.weight      [D]
+//	model.layers.{l}.self_attn.q_proj.weight     [H_l·HD, D]   (+ .bias [H_l·HD] if attention_bias)
+//	model.layers.{l}.self_attn.k_proj.weight     [KV_l·HD, D]  (+ .bias)
+//	model.layers.{l}.self_attn.v_proj.weight     [KV_l·HD, D]  (+ .bias)
+//	model.layers.{l}.self_attn.o_proj.weight     [D, H_l·HD]   (+ .bias [D])
+//	model.layers.{l}.post_attention_layernorm.weight [D]
+//	model.layers.{l}.mlp.gate_proj.weight        [I_l, D]      (+ .bias if mlp_bias)
+//	model.layers.{l}.mlp.up_proj.weight          [I_l, D]      (+ .bias)
+//	model.layers.{l}.mlp.down_proj.weight        [D, I_l]      (+ .bias [D])
+//	model.norm.weight                            [D]
+//	lm_head.weight                               [V, D]        (absent when tie_word_embeddings)
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/llmpruner/llmpruner/lib/config"
+)
+
+// llamaTensors lists every tensor a LLaMA checkpoint with this config holds, with its shape.
+func llamaTensors(cfg *config.Config) []TensorSpec {
+	D, V, HD := cfg.Hidden, cfg.Vocab, cfg.HeadDim
+	specs := []TensorSpec{{"model.embed_tokens.weight", []int{V, D}}}
+	add := func(name string, shape ...int) { specs = append(specs, TensorSpec{name, shape}) }
+	for l := range cfg.NumLayers() {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		q, kv, inter := cfg.Heads[l]*HD, cfg.KVHeads[l]*HD, cfg.Inter[l]
+		add(p+"input_layernorm.weight", D)
+		add(p+"self_attn.q_proj.weight", q, D)
+		add(p+"self_attn.k_proj.weight", kv, D)
+		add(p+"self_attn.v_proj.weight", kv, D)
+		add(p+"self_attn.o_proj.weight", D, q)
+		if cfg.AttnBias {
+			add(p+"self_attn.q_proj.bias", q)
+			add(p+"self_attn.k_proj.bias", kv)
+			add(p+"self_attn.v_proj.bias", kv)
+			add(p+"self_attn.o_proj.bias", D)
+		}
+		add(p+"post_attention_layernorm.weight", D)
+		add(p+"mlp.gate_proj.weight", inter, D)
+		add(p+"mlp.up_proj.weight", inter, D)
+		add(p+"mlp.down_proj.weight", D, inter)
+		if cfg.MLPBias {
+			add(p+"mlp.gate_proj.bias", inter)
+			add(p+"mlp.up_proj.bias", inter)
+			add(p+"mlp.down_proj.bias", D)
+		}
+	}
+	add("model.norm.weight", D)
+	if !cfg.TieEmbed {
+		add("lm_head.weight", V, D)
+	}
+	return specs
+}
+
+// llama builds the LLaMA forward pass of one graph.
+type llama struct {
+	cfg *config.Config
+	w   *weights
+}
+
+// kvSource turns the new keys/values of layer l ([B, S, KV, HD], already rotated) into the
+// keys/values to attend to ([B, KV, Sk, HD]). Without a cache they are just transposed; the
+// generation cache writes them into its buffers first.
+type kvSource func(l int, k, v *Node) (keys, values *Node)
+
+// noCache is the kvSource of a plain forward pass.
+func noCache(_ int, k, v *Node) (*Node, *Node) {
+	return TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)
+}
+
+// embed looks the tokens [B, S] up: [B, S, D].
+func (m *llama) embed(tokens *Node) *Node {
+	table := m.w.get("model.embed_tokens.weight") // [V, D]
+	return Gather(table, InsertAxes(ConvertDType(tokens, dtypes.Int32), -1))
+}
+
+// layer applies decoder layer l to x [B, S, D]; allowed is the attention mask [B or 1, S, Sk].
+func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node {
+	cfg := m.cfg
+	B, S := x.Shape().Dim(0), x.Shape().Dim(1)
+	H, KV, HD := cfg.Heads[l], cfg.KVHeads[l], cfg.HeadDim
+	p := fmt.Sprintf("model.layers.%d.", l)
+
+	h := rmsNorm(x, m.w.get(p+"input_layernorm.weight"), cfg.RMSNormEps)
+	q := Reshape(m.w.proj(h, p+"self_attn.q_proj", cfg.AttnBias), B, S, H, HD)
+	k := Reshape(m.w.proj(h, p+"self_attn.k_proj", cfg.AttnBias), B, S, KV, HD)
+	v := Reshape(m.w.proj(h, p+"self_attn.v_proj", cfg.AttnBias), B, S, KV, HD)
+	q, k = r.apply(q), r.apply(k)
+	keys, values := kv(l, k, v)              // [B, KV, Sk, HD]
+	attn := attend(q, keys, values, allowed) // [B, S, H·HD]
+	x = Add(x, m.w.proj(attn, p+"self_attn.o_proj", cfg.AttnBias))
+
+	h = rmsNorm(x, m.w.get(p+"post_attention_layernorm.weight"), cfg.RMSNormEps)
+	gate := m.w.proj(h, p+"mlp.gate_proj", cfg.MLPBias) // [B, S, I]
+	up := m.w.proj(h, p+"mlp.up_proj", cfg.MLPBias)     // [B, S, I]
+	act := Mul(activation.Swish(gate), up)              // SwiGLU
+	return Add(x, m.w.proj(act, p+"mlp.down_proj", cfg.MLPBias))
+}
+
+// head applies the final norm and the LM head: x [B, S, D] → logits [B, S, V].
+func (m *llama) head(x *Node) *Node {
+	x = rmsNorm(x, m.w.get("model.norm.weight"), m.cfg.RMSNormEps)
+	if m.cfg.TieEmbed {
+		return m.w.linear(x, "lm_head", m.w.get("model.embed_tokens.weight"), nil)
+	}
+	return m.w.proj(x, "lm_head", false)
+}
+
+// hidden runs the embedding and all layers over tokens [B, S] at the given positions [S]:
+// [B, S, D] before the final norm.
+func (m *llama) hidden(tokens, positions, allowed *Node, kv kvSource) *Node {
+	x := m.embed(tokens)
+	r := newRoPE(positions, m.cfg.InvFrequencies())
+	for l := range m.cfg.NumLayers() {
+		x = m.layer(l, x, r, allowed, kv)
+	}
+	return x
+}
+
+// llamaLogits is Logits for the LLaMA architecture.
+func llamaLogits(m *llama, tokens, mask *Node) *Node {
+	g := tokens.Graph()
+	S := tokens.Shape().Dim(1)
+	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
+	return m.head(m.hidden(tokens, positions, causalMask(g, S, mask), noCache))
+}

@@ -1,0 +1,112 @@
+package models
+
+// Loading a model: a Hugging Face directory, a llama2.c .bin file, or a Hugging Face Hub repo id.
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/compute"
+	"github.com/llmpruner/llmpruner/lib/checkpoint"
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/pkg/errors"
+)
+
+// LoadOptions configure Load. The zero value is fine.
+type LoadOptions struct {
+	// Tokenizer is a tokenizer file (or directory) to use instead of the one found beside the model.
+	Tokenizer string
+	// CacheDir is the Hugging Face cache used for repo ids (default: $HF_HUB_CACHE, else the
+	// standard ~/.cache/huggingface/hub).
+	CacheDir string
+	// Revision of a Hub repo (default "main").
+	Revision string
+	// Quiet suppresses download progress output.
+	Quiet bool
+}
+
+// Load loads a model for backend from path:
+//   - a Hugging Face model directory (config.json plus model.safetensors, sharded safetensors or
+//     pytorch_model.bin; tokenizer files in the same directory);
+//   - a llama2.c .bin checkpoint (its tokenizer, tok512.bin or tokenizer.bin, beside it, or
+//     opts.Tokenizer);
+//   - when path does not exist locally and looks like "owner/name", a Hugging Face Hub repo id,
+//     downloaded into the standard HF cache (honours HF_ENDPOINT and HF_TOKEN).
+//
+// Loading is strict: any missing, unexpected or wrong-shape tensor is an error. Weights keep their
+// stored dtype.
+func Load(backend compute.Backend, path string, opts LoadOptions) (*Model, error) {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return loadHFDir(backend, path, path, opts)
+	case err == nil:
+		return loadLlama2C(backend, path, opts)
+	case os.IsNotExist(err) && LooksLikeRepoID(path):
+		dir, err := downloadRepo(path, opts)
+		if err != nil {
+			return nil, err
+		}
+		return loadHFDir(backend, dir, path, opts)
+	default:
+		return nil, errors.Wrapf(err, "loading model %q (expected a Hugging Face model directory, a llama2.c .bin file or a Hub repo id owner/name)", path)
+	}
+}
+
+// loadHFDir loads a Hugging Face layout directory; source is what the user named.
+func loadHFDir(backend compute.Backend, dir, source string, opts LoadOptions) (*Model, error) {
+	cfgPath := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, errors.Wrapf(err, "loading model %s: reading config.json", source)
+	}
+	arch, err := config.DetectArch(data, cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if arch != config.ArchLlama {
+		return nil, errors.Errorf("%s: architecture %q is not supported yet by the models package (supported: llama)", cfgPath, arch)
+	}
+	cfg, err := config.Parse(data, cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	r, err := checkpoint.Open(dir)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "loading model %s", source)
+	}
+	defer r.Close()
+	return newModel(backend, cfg, r, dir, source, opts)
+}
+
+// loadLlama2C loads a llama2.c checkpoint file.
+func loadLlama2C(backend compute.Backend, path string, opts LoadOptions) (*Model, error) {
+	format, err := checkpoint.DetectFormat(path)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "loading model %s", path)
+	}
+	if format != checkpoint.FormatLlama2C {
+		return nil, errors.Errorf("loading model %s: a single file must be a llama2.c .bin checkpoint, this is %s; pass the directory holding it and its config.json",
+			path, format)
+	}
+	cfg, r, err := checkpoint.LoadLlama2C(path)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "loading model %s", path)
+	}
+	defer r.Close()
+	return newModel(backend, cfg, r, filepath.Dir(path), path, opts)
+}
+
+// newModel reads the store from r and finds the tokenizer (in tokDir unless opts says otherwise).
+func newModel(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, tokDir, source string, opts LoadOptions) (*Model, error) {
+	store, err := LoadStore(backend, cfg, r, source)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg, Store: store, Backend: backend, Source: source}
+	if err := m.attachTokenizer(tokDir, opts.Tokenizer); err != nil {
+		store.Finalize()
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,120 @@
+package models
+
+// Strict loading of checkpoint tensors into a GoMLX store.
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/checkpoint"
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/pkg/errors"
+)
+
+// ignoredTensor reports checkpoint entries that carry no weights (buffers old HF versions saved).
+func ignoredTensor(name string) bool { return strings.HasSuffix(name, "rotary_emb.inv_freq") }
+
+// CheckTensors compares a checkpoint's tensor list with what cfg implies and returns an error
+// listing every missing, unexpected, wrong-shape and non-float tensor (nil if they all agree).
+func CheckTensors(cfg *config.Config, infos []checkpoint.TensorInfo) error {
+	want, err := ExpectedTensors(cfg)
+	if err != nil {
+		return err
+	}
+	have := make(map[string]checkpoint.TensorInfo, len(infos))
+	for _, ti := range infos {
+		have[ti.Name] = ti
+	}
+	var missing, unexpected, wrongShape, wrongDType []string
+	wanted := make(map[string]bool, len(want))
+	for _, spec := range want {
+		wanted[spec.Name] = true
+		ti, ok := have[spec.Name]
+		switch {
+		case !ok:
+			missing = append(missing, spec.Name)
+		case !slices.Equal(ti.Shape, spec.Shape):
+			wrongShape = append(wrongShape, fmt.Sprintf("%s: checkpoint %v, config implies %v", spec.Name, ti.Shape, spec.Shape))
+		case !storableDType(ti.DType):
+			wrongDType = append(wrongDType, fmt.Sprintf("%s: %s", spec.Name, ti.DType))
+		}
+	}
+	for _, ti := range infos {
+		if !wanted[ti.Name] && !ignoredTensor(ti.Name) {
+			unexpected = append(unexpected, ti.Name)
+		}
+	}
+	if len(missing)+len(unexpected)+len(wrongShape)+len(wrongDType) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("checkpoint does not match the model config")
+	list := func(what string, names []string) {
+		if len(names) == 0 {
+			return
+		}
+		sort.Strings(names)
+		const maxShown = 20
+		fmt.Fprintf(&b, "\n  %d %s:", len(names), what)
+		for i, n := range names {
+			if i == maxShown {
+				fmt.Fprintf(&b, "\n    ... and %d more", len(names)-maxShown)
+				break
+			}
+			b.WriteString("\n    " + n)
+		}
+	}
+	list("missing tensors", missing)
+	list("unexpected tensors", unexpected)
+	list("tensors with the wrong shape", wrongShape)
+	list("tensors with an unsupported dtype (want F32, BF16 or F16)", wrongDType)
+	if cfg.TieEmbed && slices.Contains(unexpected, "lm_head.weight") {
+		b.WriteString("\n  (config says tie_word_embeddings=true, so lm_head.weight must be absent)")
+	}
+	if !cfg.TieEmbed && slices.Contains(missing, "lm_head.weight") {
+		b.WriteString("\n  (config says tie_word_embeddings=false, so lm_head.weight must be present)")
+	}
+	return errors.New(b.String())
+}
+
+func storableDType(dt dtypes.DType) bool {
+	return dt == dtypes.Float32 || dt == dtypes.BFloat16 || dt == dtypes.Float16
+}
+
+// LoadStore checks the checkpoint strictly against cfg (see CheckTensors) and reads its tensors
+// one at a time into a new store, keeping their stored dtype (bf16/f16 stay so; the forward pass
+// converts in-graph). source names the checkpoint in error messages.
+func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, source string) (*model.Store, error) {
+	if err := CheckTensors(cfg, r.Tensors()); err != nil {
+		return nil, errors.WithMessage(err, source)
+	}
+	specs, _ := ExpectedTensors(cfg)
+	store := model.NewStore()
+	for _, spec := range specs {
+		t, err := r.Read(spec.Name)
+		if err != nil {
+			store.Finalize()
+			return nil, errors.WithMessagef(err, "%s: reading tensor %s", source, spec.Name)
+		}
+		if !slices.Equal(t.Shape().Dimensions, spec.Shape) || !storableDType(t.DType()) {
+			store.Finalize()
+			return nil, errors.Errorf("%s: tensor %s read as %s, its header said %v", source, spec.Name, t.Shape(), spec.Shape)
+		}
+		if _, err := store.CreateVariable(VarPath(spec.Name), t); err != nil {
+			store.Finalize()
+			return nil, errors.Wrapf(err, "%s: storing tensor %s", source, spec.Name)
+		}
+	}
+	_ = backend // tensors move to the backend lazily, on first use
+	return store, nil
+}
+
+// unsupportedArch is the error for an architecture this package cannot run.
+func unsupportedArch(cfg *config.Config) error {
+	return errors.Errorf("architecture %q is not supported by the models package (supported: llama)", cfg.Arch)
+}
