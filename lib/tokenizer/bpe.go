@@ -1,0 +1,99 @@
+package tokenizer
+
+import "container/heap"
+
+// mergeLookup reports whether piece (the concatenation of two adjacent symbols) may be merged,
+// and with what priority: the highest priority merges first (SentencePiece: the piece score;
+// tiktoken: minus the rank).
+type mergeLookup func(piece string) (priority float64, ok bool)
+
+// bpeSymbol is one live or dead symbol of a BPE merge run: a byte range of the working string,
+// linked to its live neighbours.
+type bpeSymbol struct {
+	start, end int
+	prev, next int  // indices of the live neighbours, -1 at the ends
+	frozen     bool // never merged (SentencePiece user-defined symbols)
+}
+
+// bpeCandidate is a possible merge of symbols left and left's next neighbour.
+type bpeCandidate struct {
+	left, right int
+	length      int // byte length of the merged piece: detects stale candidates
+	priority    float64
+}
+
+type bpeQueue []bpeCandidate
+
+func (q bpeQueue) Len() int { return len(q) }
+func (q bpeQueue) Less(i, j int) bool {
+	if q[i].priority != q[j].priority {
+		return q[i].priority > q[j].priority
+	}
+	return q[i].left < q[j].left // ties: the leftmost pair first
+}
+func (q bpeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *bpeQueue) Push(x any)   { *q = append(*q, x.(bpeCandidate)) }
+func (q *bpeQueue) Pop() any {
+	old := *q
+	c := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return c
+}
+
+// bpeMerge runs byte-pair merging over s, whose initial symbols end at the offsets in bounds
+// (increasing, the last one len(s)); frozen (optional, one flag per initial symbol) marks symbols
+// that never merge. At every step it merges the adjacent pair of highest priority, the leftmost
+// among equals — exactly the greedy loop of SentencePiece's BPE model, llama2.c's run.c and
+// tiktoken — but with a priority queue, so it costs O(n log n) instead of O(n²).
+// It returns the end offsets of the final symbols.
+func bpeMerge(s string, bounds []int, frozen []bool, lookup mergeLookup) []int {
+	n := len(bounds)
+	if n == 0 {
+		return nil
+	}
+	syms := make([]bpeSymbol, n)
+	start := 0
+	for i, end := range bounds {
+		syms[i] = bpeSymbol{start: start, end: end, prev: i - 1, next: i + 1}
+		if frozen != nil {
+			syms[i].frozen = frozen[i]
+		}
+		start = end
+	}
+	syms[n-1].next = -1
+
+	q := make(bpeQueue, 0, n)
+	suggest := func(left, right int) {
+		if left < 0 || right < 0 || syms[left].frozen || syms[right].frozen {
+			return
+		}
+		piece := s[syms[left].start:syms[right].end]
+		if p, ok := lookup(piece); ok {
+			heap.Push(&q, bpeCandidate{left: left, right: right, length: len(piece), priority: p})
+		}
+	}
+	for i := 1; i < n; i++ {
+		suggest(i-1, i)
+	}
+	alive := func(i int) bool { return syms[i].end > syms[i].start }
+	for q.Len() > 0 {
+		c := heap.Pop(&q).(bpeCandidate)
+		l, r := &syms[c.left], &syms[c.right]
+		if !alive(c.left) || !alive(c.right) || l.next != c.right || r.end-l.start != c.length {
+			continue // stale: one side was merged into something else since
+		}
+		l.end = r.end
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = c.left
+		}
+		r.start, r.end = 0, 0 // dead
+		suggest(l.prev, c.left)
+		suggest(c.left, l.next)
+	}
+	ends := make([]int, 0, n)
+	for i := 0; i >= 0; i = syms[i].next {
+		ends = append(ends, syms[i].end)
+	}
+	return ends
+}
