@@ -34,17 +34,17 @@ type spPiece struct {
 type spModel struct {
 	pieces []spPiece
 	// TrainerSpec.
-	modelType                     int
-	byteFallback                  bool
-	unkID, bosID, eosID, padID    int
-	unkSurface                    string
-	treatWhitespaceAsSuffix       bool
+	modelType                  int
+	byteFallback               bool
+	unkID, bosID, eosID, padID int
+	unkSurface                 string
+	treatWhitespaceAsSuffix    bool
 	// NormalizerSpec.
-	normalizerName                string
-	precompiledCharsmap           []byte
-	addDummyPrefix                bool
-	removeExtraWhitespaces        bool
-	escapeWhitespaces             bool
+	normalizerName         string
+	precompiledCharsmap    []byte
+	addDummyPrefix         bool
+	removeExtraWhitespaces bool
+	escapeWhitespaces      bool
 }
 
 // parseSPModel decodes a serialized SentencePiece ModelProto (the .model file). Only the fields
