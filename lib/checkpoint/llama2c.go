@@ -1,0 +1,321 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/pkg/errors"
+)
+
+// llama2cMagic opens llama2.c "version 1+" files ("ak42" as a little-endian uint32).
+const llama2cMagic = 0x616b3432
+
+// llama2cV1HeaderSize is the fixed header size of llama2.c version 1+ files.
+const llama2cV1HeaderSize = 256
+
+// ConfigSource is implemented by Readers whose file format carries the model configuration
+// (llama2.c .bin files).
+type ConfigSource interface {
+	Config() *config.Config
+}
+
+// llama2cHeader holds the seven header integers.
+type llama2cHeader struct {
+	Dim, Hidden, Layers, Heads, KVHeads, Vocab, SeqLen int
+	Shared                                             bool // classifier tied to the embeddings
+	Version                                            int
+}
+
+// parseLlama2CV0 reads the 7-int32 legacy header (negative vocab = untied classifier).
+func parseLlama2CV0(b []byte) llama2cHeader {
+	v := make([]int, 7)
+	for i := range v {
+		v[i] = int(int32(binary.LittleEndian.Uint32(b[4*i:])))
+	}
+	h := llama2cHeader{Dim: v[0], Hidden: v[1], Layers: v[2], Heads: v[3], KVHeads: v[4], Vocab: v[5], SeqLen: v[6], Shared: v[5] > 0}
+	if h.Vocab < 0 {
+		h.Vocab = -h.Vocab
+	}
+	return h
+}
+
+func (h llama2cHeader) validate() error {
+	const limit = 1 << 24
+	for _, v := range []struct {
+		name string
+		val  int
+	}{{"dim", h.Dim}, {"hidden_dim", h.Hidden}, {"n_layers", h.Layers}, {"n_heads", h.Heads}, {"n_kv_heads", h.KVHeads}, {"vocab_size", h.Vocab}, {"seq_len", h.SeqLen}} {
+		if v.val <= 0 || v.val > limit {
+			return errors.Errorf("header field %s = %d is out of range", v.name, v.val)
+		}
+	}
+	if h.Dim%h.Heads != 0 || (h.Dim/h.Heads)%2 != 0 {
+		return errors.Errorf("dim %d is not a multiple of 2·n_heads (n_heads %d)", h.Dim, h.Heads)
+	}
+	if h.Heads%h.KVHeads != 0 {
+		return errors.Errorf("n_heads %d is not a multiple of n_kv_heads %d", h.Heads, h.KVHeads)
+	}
+	return nil
+}
+
+// llama2cTensor is one tensor's place in the file.
+type llama2cTensor struct {
+	info    TensorInfo
+	offset  int64
+	permute int // >0: permute rows from interleaved-pair RoPE to rotate_half with this many heads
+}
+
+// layout lists the tensors in file order starting at base and returns the end offset.
+func (h llama2cHeader) layout(path string, base int64) ([]llama2cTensor, int64) {
+	D, F, L, V := h.Dim, h.Hidden, h.Layers, h.Vocab
+	hd := D / h.Heads
+	kvD := h.KVHeads * hd
+	var out []llama2cTensor
+	off := base
+	add := func(name string, permute int, shape ...int) {
+		n := int64(1)
+		for _, d := range shape {
+			n *= int64(d)
+		}
+		out = append(out, llama2cTensor{TensorInfo{Name: name, DType: dtypes.Float32, Shape: shape, File: path}, off, permute})
+		off += 4 * n
+	}
+	perLayer := func(format string, permute int, shape ...int) {
+		for i := range L {
+			add(fmt.Sprintf(format, i), permute, shape...)
+		}
+	}
+	skip := func(n int64) { off += 4 * n }
+	embed := func() { add("model.embed_tokens.weight", 0, V, D) }
+	attnNorm := func() { perLayer("model.layers.%d.input_layernorm.weight", 0, D) }
+	ffnNorm := func() { perLayer("model.layers.%d.post_attention_layernorm.weight", 0, D) }
+	finalNorm := func() { add("model.norm.weight", 0, D) }
+	matrices := func() {
+		perLayer("model.layers.%d.self_attn.q_proj.weight", h.Heads, D, D)
+		perLayer("model.layers.%d.self_attn.k_proj.weight", h.KVHeads, kvD, D)
+		perLayer("model.layers.%d.self_attn.v_proj.weight", 0, kvD, D)
+		perLayer("model.layers.%d.self_attn.o_proj.weight", 0, D, D)
+	}
+	mlp := func() {
+		perLayer("model.layers.%d.mlp.gate_proj.weight", 0, F, D)
+		perLayer("model.layers.%d.mlp.down_proj.weight", 0, D, F)
+		perLayer("model.layers.%d.mlp.up_proj.weight", 0, F, D)
+	}
+	if h.Version == 0 {
+		// run.c order: embeddings, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, freq_cis.
+		embed()
+		attnNorm()
+		matrices()
+		ffnNorm()
+		mlp()
+		finalNorm()
+		skip(int64(h.SeqLen) * int64(hd)) // freq_cis_real and freq_cis_imag, [seq_len, head_dim/2] each
+	} else {
+		// version 1: norms first, then embeddings, attention and MLP matrices.
+		attnNorm()
+		ffnNorm()
+		finalNorm()
+		embed()
+		matrices()
+		mlp()
+	}
+	if !h.Shared {
+		add("lm_head.weight", 0, V, D)
+	}
+	return out, off
+}
+
+// looksLikeLlama2CV0 reports whether head starts with a plausible legacy header whose implied
+// size equals the file size.
+func looksLikeLlama2CV0(head []byte, size int64) bool {
+	h := parseLlama2CV0(head)
+	if h.validate() != nil {
+		return false
+	}
+	_, end := h.layout("", 28)
+	return end == size
+}
+
+// llama2cReader serves the tensors of a llama2.c file under Hugging Face names.
+type llama2cReader struct {
+	path    string
+	f       *os.File
+	cfg     *config.Config
+	infos   []TensorInfo
+	tensors map[string]llama2cTensor
+}
+
+// OpenLlama2C opens a llama2.c checkpoint (legacy v0 header, or "ak42" version 1 float32 files).
+// The returned Reader implements ConfigSource; it serves tensors under Hugging Face names with
+// q/k rows permuted from llama2.c's interleaved-pair RoPE to HF's rotate_half layout, and
+// lm_head.weight only when the classifier is not shared.
+func OpenLlama2C(path string) (Reader, error) {
+	r, _, err := openLlama2C(path)
+	return r, err
+}
+
+// LoadLlama2C opens a llama2.c checkpoint and returns its configuration and Reader.
+func LoadLlama2C(path string) (*config.Config, Reader, error) {
+	r, cfg, err := openLlama2C(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, r, nil
+}
+
+func openLlama2C(path string) (*llama2cReader, *config.Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, errors.Wrap(err, "opening llama2.c checkpoint")
+	}
+	r, err := newLlama2CReader(path, f)
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return r, r.cfg, nil
+}
+
+func newLlama2CReader(path string, f *os.File) (*llama2cReader, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, errors.Wrapf(err, "%s", path)
+	}
+	size := st.Size()
+	buf := make([]byte, llama2cV1HeaderSize)
+	n, _ := f.ReadAt(buf, 0)
+	buf = buf[:n]
+	var h llama2cHeader
+	var base int64
+	switch {
+	case n >= 8 && binary.LittleEndian.Uint32(buf) == llama2cMagic:
+		version := int(int32(binary.LittleEndian.Uint32(buf[4:])))
+		if version != 1 {
+			return nil, errors.Errorf("%s: llama2.c file version %d is not supported (only float32 version 0 and 1; version 2 is int8-quantized)", path, version)
+		}
+		if n < llama2cV1HeaderSize {
+			return nil, errors.Errorf("%s: llama2.c version 1 file too short for its %d-byte header (%d bytes)", path, llama2cV1HeaderSize, size)
+		}
+		h = parseLlama2CV0(buf[8:])
+		h.Shared = buf[36] != 0
+		h.Version = 1
+		base = llama2cV1HeaderSize
+	case n >= 28:
+		h = parseLlama2CV0(buf)
+		base = 28
+	default:
+		return nil, errors.Errorf("%s: llama2.c file too short for its 28-byte header (%d bytes)", path, size)
+	}
+	if err := h.validate(); err != nil {
+		return nil, errors.WithMessagef(err, "%s: invalid llama2.c header", path)
+	}
+	layout, end := h.layout(path, base)
+	if end != size {
+		return nil, errors.Errorf("%s: llama2.c header (dim %d, hidden %d, layers %d, heads %d, kv-heads %d, vocab %d, seq_len %d, shared classifier %v) implies %d bytes, the file has %d",
+			path, h.Dim, h.Hidden, h.Layers, h.Heads, h.KVHeads, h.Vocab, h.SeqLen, h.Shared, end, size)
+	}
+	r := &llama2cReader{path: path, f: f, cfg: h.config(), tensors: map[string]llama2cTensor{}}
+	for _, t := range layout {
+		r.tensors[t.info.Name] = t
+		r.infos = append(r.infos, t.info)
+	}
+	sort.Slice(r.infos, func(i, j int) bool { return r.infos[i].Name < r.infos[j].Name })
+	return r, nil
+}
+
+// config builds the LLaMA configuration llama2.c implies (RoPE theta 10000, RMSNorm eps 1e-5,
+// BOS 1, EOS 2).
+func (h llama2cHeader) config() *config.Config {
+	per := func(v int) []int {
+		out := make([]int, h.Layers)
+		for i := range out {
+			out[i] = v
+		}
+		return out
+	}
+	return &config.Config{
+		Arch:         config.ArchLlama,
+		Hidden:       h.Dim,
+		Vocab:        h.Vocab,
+		HeadDim:      h.Dim / h.Heads,
+		Heads:        per(h.Heads),
+		KVHeads:      per(h.KVHeads),
+		Inter:        per(h.Hidden),
+		RMSNormEps:   1e-5,
+		RopeTheta:    10000,
+		MaxPositions: h.SeqLen,
+		TieEmbed:     h.Shared,
+		BOS:          1,
+		EOS:          []int{2},
+		Raw:          map[string]json.RawMessage{},
+	}
+}
+
+// Config implements ConfigSource.
+func (r *llama2cReader) Config() *config.Config { return r.cfg.Clone() }
+
+// Tensors implements Reader.
+func (r *llama2cReader) Tensors() []TensorInfo { return cloneInfos(r.infos) }
+
+// Read implements Reader.
+func (r *llama2cReader) Read(name string) (*tensors.Tensor, error) {
+	e, ok := r.tensors[name]
+	if !ok {
+		return nil, errors.Errorf("%s: no tensor named %q", r.path, name)
+	}
+	if r.f == nil {
+		return nil, errors.Errorf("%s: reading tensor %q after Close", r.path, name)
+	}
+	t := tensors.FromShape(shapes.Make(dtypes.Float32, e.info.Shape...))
+	var readErr error
+	err := t.MutableBytes(func(buf []byte) {
+		if readErr = readFullAt(r.f, buf, e.offset); readErr == nil && e.permute > 0 {
+			permuteRotaryRows(buf, e.permute, e.info.Shape[0], e.info.Shape[1]*4)
+		}
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
+		_ = t.FinalizeAll()
+		return nil, errors.Wrapf(err, "%s: reading tensor %q", r.path, name)
+	}
+	return t, nil
+}
+
+// Close implements Reader.
+func (r *llama2cReader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return errors.Wrapf(err, "closing %s", r.path)
+}
+
+// permuteRotaryRows reorders the rows of a [rows, rowBytes] matrix holding nHeads heads so that
+// within each head, row 2j+c (llama2.c/Meta interleaved pairs) moves to c·half+j (HF rotate_half):
+// w.view(nHeads, half, 2, cols).transpose(1, 2).
+func permuteRotaryRows(buf []byte, nHeads, rows, rowBytes int) {
+	headRows := rows / nHeads
+	half := headRows / 2
+	tmp := make([]byte, headRows*rowBytes)
+	for h := range nHeads {
+		head := buf[h*headRows*rowBytes : (h+1)*headRows*rowBytes]
+		copy(tmp, head)
+		for j := range half {
+			for c := range 2 {
+				src := (2*j + c) * rowBytes
+				dst := (c*half + j) * rowBytes
+				copy(head[dst:dst+rowBytes], tmp[src:src+rowBytes])
+			}
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package checkpoint
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pkg/errors"
+)
+
+// Standard file names in a Hugging Face model directory, in the order Open looks for them.
+const (
+	SafetensorsFile      = "model.safetensors"
+	SafetensorsIndexFile = "model.safetensors.index.json"
+	PyTorchFile          = "pytorch_model.bin"
+	PyTorchIndexFile     = "pytorch_model.bin.index.json"
+)
+
+// Format names a checkpoint file format.
+type Format string
+
+// Formats recognised by DetectFormat.
+const (
+	FormatSafetensors  Format = "safetensors"
+	FormatPyTorchZip   Format = "pytorch-zip"
+	FormatPyTorchOld   Format = "pytorch-legacy"
+	FormatLlama2C      Format = "llama2.c"
+	FormatUnknown      Format = ""
+	formatIndexJSONExt        = ".index.json"
+)
+
+// Open opens a checkpoint: a Hugging Face model directory (model.safetensors,
+// model.safetensors.index.json + shards, pytorch_model.bin, pytorch_model.bin.index.json + shards,
+// looked for in that order), a shard index file, or a single .safetensors, PyTorch .bin or llama2.c
+// .bin file. Single files are recognised by their content, not their extension. A llama2.c file's
+// Reader also implements ConfigSource.
+func Open(path string) (Reader, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, errors.Wrap(err, "opening checkpoint")
+	}
+	if st.IsDir() {
+		return openDir(path)
+	}
+	if strings.HasSuffix(path, formatIndexJSONExt) {
+		return openIndexFile(path)
+	}
+	format, err := DetectFormat(path)
+	if err != nil {
+		return nil, err
+	}
+	switch format {
+	case FormatSafetensors:
+		return OpenSafetensors(path)
+	case FormatPyTorchZip, FormatPyTorchOld:
+		return OpenPyTorch(path)
+	case FormatLlama2C:
+		return OpenLlama2C(path)
+	}
+	return nil, errors.Errorf("%s: unrecognised checkpoint format (expected safetensors, a PyTorch zip or legacy .bin, or a llama2.c .bin)", path)
+}
+
+func openDir(dir string) (Reader, error) {
+	candidates := []string{SafetensorsFile, SafetensorsIndexFile, PyTorchFile, PyTorchIndexFile}
+	for _, name := range candidates {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		switch name {
+		case SafetensorsFile:
+			return OpenSafetensors(p)
+		case PyTorchFile:
+			return OpenPyTorch(p)
+		default:
+			return openIndexFile(p)
+		}
+	}
+	return nil, errors.Errorf("no checkpoint in directory %s: looked for %s", dir, strings.Join(candidates, ", "))
+}
+
+func openIndexFile(path string) (Reader, error) {
+	if strings.HasSuffix(path, ".safetensors"+formatIndexJSONExt) {
+		return openIndexed(path, OpenSafetensors)
+	}
+	return openIndexed(path, OpenPyTorch)
+}
+
+// DetectFormat reads the first bytes of a file and tells which checkpoint format it holds.
+func DetectFormat(path string) (Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return FormatUnknown, errors.Wrap(err, "opening checkpoint")
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return FormatUnknown, errors.Wrapf(err, "%s", path)
+	}
+	head := make([]byte, 64)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return FormatUnknown, errors.Wrapf(err, "%s: reading", path)
+	}
+	head = head[:n]
+	switch {
+	case n == 0:
+		return FormatUnknown, errors.Errorf("%s: empty file", path)
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return FormatPyTorchZip, nil
+	case n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5:
+		return FormatPyTorchOld, nil // a pickle stream (legacy torch.save)
+	case n >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head) <= uint64(st.Size()-8):
+		return FormatSafetensors, nil
+	case n >= 4 && binary.LittleEndian.Uint32(head) == llama2cMagic:
+		return FormatLlama2C, nil
+	case n >= 28 && looksLikeLlama2CV0(head, st.Size()):
+		return FormatLlama2C, nil
+	}
+	if strings.HasSuffix(path, ".safetensors") {
+		return FormatSafetensors, nil // let the reader explain what is wrong with it
+	}
+	return FormatUnknown, errors.Errorf("%s: unrecognised checkpoint format (%d bytes; not safetensors, PyTorch zip/legacy, or a llama2.c .bin whose header matches its size)", path, st.Size())
+}
