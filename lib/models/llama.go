@@ -133,3 +133,12 @@ func llamaLogits(m *llama, tokens, mask *Node) *Node {
 	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
 	return m.head(m.hidden(tokens, positions, causalMask(g, S, mask), noCache))
 }
+
+// llamaDecode runs new tokens [1, S] through the layers using the cache and returns the logits
+// [1, V] of new token number last (scalar int32).
+func llamaDecode(m *llama, tokens, last *Node, c *kvCache) *Node {
+	S, maxLen := tokens.Shape().Dim(1), c.keys[0].Shape().Dim(2)
+	x := m.hidden(tokens, c.positions(S), c.allowed(S, maxLen), c.source) // [1, S, D]
+	x = Gather(Reshape(x, S, m.cfg.Hidden), Reshape(last, 1, 1))          // [1, D]
+	return m.head(x)                                                      // [1, V]
+}
