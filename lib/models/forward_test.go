@@ -1,0 +1,184 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/internal/testdata"
+)
+
+// modelFromReader builds a Model from an in-memory checkpoint.
+func modelFromReader(t *testing.T, cfg *config.Config, r *memReader) *Model {
+	t.Helper()
+	store, err := LoadStore(backend(t), cfg, r, "memory")
+	if err != nil {
+		t.Fatalf("LoadStore: %+v", err)
+	}
+	return &Model{Config: cfg, Store: store, Backend: backend(t), Source: "memory"}
+}
+
+func randomSeqs(rng *rand.Rand, vocab int, lengths ...int) [][]int {
+	out := make([][]int, len(lengths))
+	for i, n := range lengths {
+		for range n {
+			out[i] = append(out[i], rng.IntN(vocab))
+		}
+	}
+	return out
+}
+
+// TestNonUniformMatchesReference: random non-uniform models (per-layer heads, GQA, MLP widths,
+// biases; untied and tied heads) against the naive float64 reference, batched with padding.
+func TestNonUniformMatchesReference(t *testing.T) {
+	tied := nonUniformConfig()
+	tied.TieEmbed, tied.AttnBias, tied.MLPBias = true, false, false
+	tied.Heads, tied.KVHeads = []int{2, 6}, []int{1, 3}
+	for name, cfg := range map[string]*config.Config{"untied-biases": nonUniformConfig(), "tied-gqa": tied} {
+		t.Run(name, func(t *testing.T) {
+			r := randomWeights(cfg, 42)
+			m := modelFromReader(t, cfg, r)
+			ref := &refModel{cfg: cfg, w: r.vals}
+			seqs := randomSeqs(rand.New(rand.NewPCG(3, 4)), cfg.Vocab, 7, 19, 2)
+			logits, err := m.Logits(seqs)
+			if err != nil {
+				t.Fatalf("Logits: %+v", err)
+			}
+			logp, _, err := m.TokenLogProbs(seqs)
+			if err != nil {
+				t.Fatalf("TokenLogProbs: %+v", err)
+			}
+			var maxDiff, maxRef, maxNLL float64
+			var sumNLL float64
+			var count int
+			for i, seq := range seqs {
+				want := ref.logits(seq)
+				for pos := range seq {
+					for v := range want[pos] {
+						maxDiff = math.Max(maxDiff, math.Abs(float64(logits[i][pos][v])-want[pos][v]))
+						maxRef = math.Max(maxRef, math.Abs(want[pos][v]))
+					}
+					if pos > 0 {
+						n := nll(want[pos-1], seq[pos])
+						maxNLL = math.Max(maxNLL, math.Abs(-logp[i][pos-1]-n))
+						sumNLL += n
+						count++
+					}
+				}
+			}
+			t.Logf("logits max|Δ|/max|ref| = %.2e, token NLL max|Δ| = %.2e", maxDiff/maxRef, maxNLL)
+			if maxDiff/maxRef > 1e-5 || maxNLL > 1e-4 {
+				t.Errorf("mismatch with the reference: logits %.2e, NLL %.2e", maxDiff/maxRef, maxNLL)
+			}
+			loss, err := m.Loss(seqs)
+			if err != nil || math.Abs(loss-sumNLL/float64(count)) > 1e-5 {
+				t.Errorf("Loss = %v (err %v), reference %v", loss, err, sumNLL/float64(count))
+			}
+		})
+	}
+}
+
+// TestLMLossPadded: the graph LMLoss on a right-padded batch equals the reference mean NLL over
+// positions whose next token is real.
+func TestLMLossPadded(t *testing.T) {
+	cfg := nonUniformConfig()
+	r := randomWeights(cfg, 7)
+	m := modelFromReader(t, cfg, r)
+	ref := &refModel{cfg: cfg, w: r.vals}
+	seqs := randomSeqs(rand.New(rand.NewPCG(5, 6)), cfg.Vocab, 6, 3)
+	const L = 8
+	tok := make([]int32, 2*L)
+	mask := make([]bool, 2*L)
+	var sum float64
+	var n int
+	for i, s := range seqs {
+		want := ref.logits(s)
+		for p, id := range s {
+			tok[i*L+p], mask[i*L+p] = int32(id), true
+			if p > 0 {
+				sum += nll(want[p-1], id)
+				n++
+			}
+		}
+		for p := len(s); p < L; p++ {
+			tok[i*L+p] = int32(cfg.Vocab - 1) // padding ids that must not matter
+		}
+	}
+	exec := model.MustNewExec(backend(t), m.Store, func(scope *model.Scope, tokens, mask *Node) *Node {
+		return LMLoss(Logits(scope, cfg, tokens, mask, nil), tokens, mask)
+	})
+	got := tensors.ToScalar[float32](exec.MustCall1(tensors.FromFlatDataAndDimensions(tok, 2, L), tensors.FromFlatDataAndDimensions(mask, 2, L)))
+	if math.Abs(float64(got)-sum/float64(n)) > 1e-5 {
+		t.Errorf("LMLoss = %.7f, reference %.7f", got, sum/float64(n))
+	}
+}
+
+// TestPaddedBatchEqualsSingle: scoring sequences of different lengths together (padded batch)
+// gives the same numbers as scoring each alone, on the real stories260K (GQA 8/4).
+func TestPaddedBatchEqualsSingle(t *testing.T) {
+	m := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
+	seqs := randomSeqs(rand.New(rand.NewPCG(9, 9)), m.Config.Vocab, 40, 5, 17, 2)
+	batched, greedyB, err := m.TokenLogProbs(seqs)
+	if err != nil {
+		t.Fatalf("TokenLogProbs: %+v", err)
+	}
+	for i, s := range seqs {
+		single, greedyS, err := m.TokenLogProbs([][]int{s})
+		if err != nil {
+			t.Fatalf("TokenLogProbs: %+v", err)
+		}
+		if len(single[0]) != len(s)-1 || len(batched[i]) != len(s)-1 {
+			t.Fatalf("sequence %d: %d and %d scores for %d tokens", i, len(single[0]), len(batched[i]), len(s))
+		}
+		for p := range single[0] {
+			if math.Abs(single[0][p]-batched[i][p]) > 1e-5 || greedyS[0][p] != greedyB[i][p] {
+				t.Errorf("sequence %d position %d: batched %v/%v, single %v/%v", i, p, batched[i][p], greedyB[i][p], single[0][p], greedyS[0][p])
+			}
+		}
+	}
+}
+
+// TestBF16AgreesWithUpcast: a bf16 store computes exactly what its float32 upcast computes
+// (conversion happens in-graph; weights stay bf16 in the store).
+func TestBF16AgreesWithUpcast(t *testing.T) {
+	cfg := nonUniformConfig()
+	r := randomWeights(cfg, 11)
+	r.dtype = dtypes.BFloat16
+	mb := modelFromReader(t, cfg, r)
+	if v := mb.Store.GetVariable(VarPath("model.layers.0.self_attn.q_proj.weight")); v.DType() != dtypes.BFloat16 {
+		t.Fatalf("stored dtype %s, want BFloat16", v.DType())
+	}
+	up := &memReader{vals: map[string][]float64{}, shapes: r.shapes, dtype: dtypes.Float32}
+	for n, v := range r.vals {
+		rounded := make([]float64, len(v))
+		for i, x := range v {
+			rounded[i] = float64(float32(x))
+		}
+		t16, _ := r.Read(n)
+		for i, b := range tensors.MustCopyFlatData[bfloat16.BFloat16](t16) {
+			rounded[i] = float64(b.Float32())
+		}
+		up.vals[n] = rounded
+	}
+	mf := modelFromReader(t, cfg, up)
+	seqs := randomSeqs(rand.New(rand.NewPCG(1, 2)), cfg.Vocab, 9)
+	lb, err := mb.Logits(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := mf.Logits(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range lb[0] {
+		if e := relErr(lb[0][p], lf[0][p]); e > 1e-6 {
+			t.Errorf("position %d: bf16 vs f32 upcast relative error %.2e", p, e)
+		}
+	}
+}
