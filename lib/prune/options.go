@@ -1,0 +1,205 @@
+// Package prune removes coupled groups (package groups) from a model, ranked by an importance
+// estimator (package importance), and produces a smaller dense model: store variables are sliced
+// and the per-layer config (heads, kv-heads, MLP width, hidden size, layer list) is updated, so the
+// result saves as an ordinary Hugging Face directory.
+//
+// Strategies (as LLM-Pruner's hf_prune.py):
+//   - Block: attention heads in the layers AttnLayers and MLP channels in MLPLayers; the ratio is the
+//     fraction of each layer's heads/channels removed (local), or of all of them together (Global);
+//   - Channel: hidden (residual) channels, the same in every layer;
+//   - Layer: keep KeepLayers decoder layers: the first ones (as the original), or with RankLayers the
+//     most important ones by the measured loss increase when a layer is skipped.
+//
+// Counts follow MetaPruner: a family whose root had init channels at the start keeps
+// int(init·(1 − target)) channels after a step with target sparsity target (heads: channel count
+// divided by head_dim, rounded down), and the target grows linearly over IterativeSteps
+// (step k: Ratio·k/steps), with new calibration samples each step.
+package prune
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/importance"
+	"github.com/pkg/errors"
+)
+
+// Strategy is what gets pruned.
+type Strategy int
+
+const (
+	// Block prunes attention heads and MLP channels inside layer ranges.
+	Block Strategy = iota
+	// Channel prunes hidden channels.
+	Channel
+	// Layer removes whole decoder layers.
+	Layer
+)
+
+var strategyNames = []string{"block", "channel", "layer"}
+
+// String is the CLI name.
+func (s Strategy) String() string {
+	if s >= 0 && int(s) < len(strategyNames) {
+		return strategyNames[s]
+	}
+	return fmt.Sprintf("Strategy(%d)", int(s))
+}
+
+// ParseStrategy reads block | channel | layer.
+func ParseStrategy(s string) (Strategy, error) {
+	for i, n := range strategyNames {
+		if n == s {
+			return Strategy(i), nil
+		}
+	}
+	return 0, errors.Errorf("unknown strategy %q (valid: %s)", s, strings.Join(strategyNames, ", "))
+}
+
+// Range is a half-open layer range [Start, End), like the original's
+// --block_attention_layer_start/end.
+type Range struct{ Start, End int }
+
+// String renders "start:end".
+func (r Range) String() string { return fmt.Sprintf("%d:%d", r.Start, r.End) }
+
+// ParseRange reads "A:B" (end exclusive).
+func ParseRange(s string) (Range, error) {
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		return Range{}, errors.Errorf("layer range %q: want START:END (end exclusive), e.g. 4:30", s)
+	}
+	start, err1 := strconv.Atoi(strings.TrimSpace(a))
+	end, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil {
+		return Range{}, errors.Errorf("layer range %q: START and END must be integers", s)
+	}
+	return Range{start, end}, nil
+}
+
+// Sampler returns the calibration token ids [N][L] for iterative step k (1-based); each step should
+// draw new samples, as the original.
+type Sampler func(step int) ([][]int, error)
+
+// Options configures Prune and Plan.
+type Options struct {
+	Strategy Strategy
+	// Ratio is the fraction of groups removed per family (Block, Channel), in [0, 1).
+	Ratio float64
+	// AttnLayers and MLPLayers are the Block ranges; nil means every layer.
+	AttnLayers, MLPLayers *Range
+	// KeepLayers is the number of decoder layers Layer keeps (0: int(L·(1−Ratio))).
+	KeepLayers int
+	// RankLayers makes Layer keep the KeepLayers most important layers (importance.LayerSkipLoss)
+	// instead of the first ones.
+	RankLayers bool
+	// Global ranks all head and MLP groups of all Block families on one scale (one threshold).
+	Global bool
+	// IterativeSteps is the number of pruning steps (0 = 1).
+	IterativeSteps int
+	// RoundTo makes every family keep a multiple of RoundTo channels (root channels: q rows for
+	// heads, MLP or hidden channels), rounded to the nearest multiple, at least one multiple
+	// (0 or 1 = off).
+	RoundTo int
+	// Importance selects the estimator (Block and Channel). Its Calibration is filled from Sampler.
+	Importance importance.Options
+	// Sampler provides calibration samples (Taylor importance, RankLayers).
+	Sampler Sampler
+	// SeqLen is the number of tokens Plan counts MACs for (0 = 64, as test_speedup.py).
+	SeqLen int
+}
+
+func (o *Options) steps() int {
+	if o.IterativeSteps <= 0 {
+		return 1
+	}
+	return o.IterativeSteps
+}
+
+func (o *Options) roundTo() int { return max(o.RoundTo, 1) }
+
+// layerRange resolves a Block range (nil = all layers).
+func layerRange(r *Range, L int) Range {
+	if r == nil {
+		return Range{0, L}
+	}
+	return *r
+}
+
+// Validate checks the options against the model config and returns a clear error for bad input.
+func (o *Options) Validate(cfg *config.Config) error {
+	L := cfg.NumLayers()
+	if o.Strategy < Block || o.Strategy > Layer {
+		return errors.Errorf("unknown strategy %d", o.Strategy)
+	}
+	if !(o.Ratio >= 0 && o.Ratio < 1) {
+		return errors.Errorf("--ratio %g must be in [0, 1)", o.Ratio)
+	}
+	if o.IterativeSteps < 0 {
+		return errors.Errorf("--iterative-steps %d must be at least 1", o.IterativeSteps)
+	}
+	if o.RoundTo < 0 {
+		return errors.Errorf("--round-to %d must be positive", o.RoundTo)
+	}
+	imp := o.Importance
+	if imp.Taylor != importance.DefaultTaylor && imp.Criterion != importance.Taylor {
+		return errors.Errorf("--taylor %s needs --criterion taylor (criterion is %s)", imp.Taylor, imp.Criterion)
+	}
+	if o.Global && o.Strategy != Block {
+		return errors.Errorf("--global applies to block-wise pruning, not %s", o.Strategy)
+	}
+	if o.Strategy != Block && (o.AttnLayers != nil || o.MLPLayers != nil) {
+		return errors.Errorf("layer ranges (--attn-layers/--mlp-layers) apply to block-wise pruning, not %s", o.Strategy)
+	}
+	switch o.Strategy {
+	case Block:
+		for _, r := range []struct {
+			flag string
+			r    *Range
+		}{{"--attn-layers", o.AttnLayers}, {"--mlp-layers", o.MLPLayers}} {
+			if r.r == nil {
+				continue
+			}
+			switch {
+			case r.r.Start > r.r.End:
+				return errors.Errorf("%s %s is reversed (START must be below END, end exclusive)", r.flag, r.r)
+			case r.r.Start == r.r.End:
+				return errors.Errorf("%s %s is empty (END is exclusive)", r.flag, r.r)
+			case r.r.Start < 0 || r.r.End > L:
+				return errors.Errorf("%s %s is beyond the model: it has %d layers (valid 0:%d)", r.flag, r.r, L, L)
+			}
+		}
+	case Layer:
+		if o.KeepLayers < 0 || o.KeepLayers > L {
+			return errors.Errorf("--keep-layers %d: the model has %d layers", o.KeepLayers, L)
+		}
+		if o.keepLayers(L) < 1 {
+			return errors.Errorf("layer-wise pruning must keep at least one layer (ratio %g of %d layers)", o.Ratio, L)
+		}
+	}
+	return nil
+}
+
+// checkSampler reports a missing Sampler when the options need calibration samples.
+func (o *Options) checkSampler() error {
+	if o.Sampler != nil {
+		return nil
+	}
+	if o.Strategy == Layer && o.RankLayers {
+		return errors.New("ranked layer pruning measures the loss: it needs calibration samples (--calib or --calib-ids)")
+	}
+	if o.Strategy != Layer && o.Importance.Criterion == importance.Taylor {
+		return errors.New("--criterion taylor needs calibration samples (--calib or --calib-ids)")
+	}
+	return nil
+}
+
+// keepLayers is the number of layers Layer keeps.
+func (o *Options) keepLayers(L int) int {
+	if o.KeepLayers > 0 {
+		return o.KeepLayers
+	}
+	return int(float64(L) * (1 - o.Ratio))
+}
