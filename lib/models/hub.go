@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/go-huggingface/hub"
+	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/pkg/errors"
 )
 
@@ -53,11 +54,14 @@ func downloadRepo(id string, opts LoadOptions) (string, error) {
 	if opts.Quiet {
 		repo.Verbosity = 0
 	}
+	// Look the cache up first: go-huggingface deletes its cached repo info before refreshing it.
+	cached := cachedSnapshot(cache, id, opts.Revision)
 	dir, err := fetchRepoFiles(repo)
 	if err == nil {
+		recordRevision(cache, id, opts.Revision, filepath.Base(dir))
 		return dir, nil
 	}
-	if cached := cachedSnapshot(cache, id, opts.Revision); cached != "" {
+	if cached != "" {
 		return cached, nil
 	}
 	endpoint := os.Getenv("HF_ENDPOINT")
@@ -126,25 +130,39 @@ func filesToFetch(names []string) ([]string, error) {
 	return append(out, weights...), nil
 }
 
+// repoCacheDir is the cache folder of a model repo ("models--owner--name").
+func repoCacheDir(cache, id string) string {
+	return filepath.Join(cache, "models"+hub.RepoIdSeparator+strings.ReplaceAll(id, "/", hub.RepoIdSeparator))
+}
+
+// recordRevision writes refs/<revision> = sha, as Python's huggingface_hub does, so that the
+// snapshot can be found offline (and by Python tools). Failing to write it is not an error.
+func recordRevision(cache, id, revision, sha string) {
+	if revision == "" {
+		revision = "main"
+	}
+	refs := filepath.Join(repoCacheDir(cache, id), "refs")
+	if os.MkdirAll(refs, 0o755) == nil {
+		_ = atomicfile.WriteFile(filepath.Join(refs, revision), []byte(sha), 0o644)
+	}
+}
+
 // cachedSnapshot returns the cached snapshot directory of repo id at revision if one with a
 // config.json is present, else "".
 func cachedSnapshot(cache, id, revision string) string {
 	if revision == "" {
 		revision = "main"
 	}
-	repoDir := filepath.Join(cache, "models"+hub.RepoIdSeparator+strings.ReplaceAll(id, "/", hub.RepoIdSeparator))
+	repoDir := repoCacheDir(cache, id)
 	var sha string
-	if data, err := os.ReadFile(filepath.Join(repoDir, "info", revision)); err == nil {
+	if data, err := os.ReadFile(filepath.Join(repoDir, "refs", revision)); err == nil {
+		sha = strings.TrimSpace(string(data)) // huggingface_hub layout, also written by recordRevision
+	} else if data, err := os.ReadFile(filepath.Join(repoDir, "info", revision)); err == nil {
 		var info struct {
 			SHA string `json:"sha"`
 		}
 		if json.Unmarshal(data, &info) == nil {
-			sha = info.SHA
-		}
-	}
-	if sha == "" { // huggingface_hub (Python) layout
-		if data, err := os.ReadFile(filepath.Join(repoDir, "refs", revision)); err == nil {
-			sha = strings.TrimSpace(string(data))
+			sha = info.SHA // go-huggingface's cached repo info
 		}
 	}
 	if sha == "" || strings.ContainsAny(sha, `/\`) {
