@@ -120,9 +120,9 @@ func MLPChannels(cfg *config.Config, l int) (*Family, error) {
 // element d of the o/down biases when present.
 //
 // Unlike the other kinds, removing a hidden channel is not the same as zeroing it: RMSNorm divides
-// by the root mean square over the hidden size, so the remaining channels are renormalised by
-// sqrt(D/D') once D' channels are left (when the removed channels were zero). The package test
-// proves exactly that statement.
+// by the root mean square over the hidden size, which becomes D' < D. What holds exactly (package
+// test): the sliced model equals the unpruned model with the removed channels zeroed, every RMSNorm
+// weight multiplied by sqrt(D'/D) and ε replaced by ε·D'/D.
 func HiddenChannels(cfg *config.Config) (*Family, error) {
 	if err := checkLayer(cfg, 0); err != nil {
 		return nil, err
