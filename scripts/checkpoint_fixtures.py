@@ -6,6 +6,7 @@ python3-numpy) writes the .bin files, so they are independent references for our
 Run from the repository root:  /usr/bin/python3 scripts/checkpoint_fixtures.py
 """
 import json
+import math
 import os
 import struct
 import sys
@@ -21,6 +22,7 @@ expected = {}
 def describe(t):
     t = t.detach()
     vals = t.to(torch.float64).reshape(-1).tolist() if t.dtype != torch.bool else [float(v) for v in t.reshape(-1).tolist()]
+    vals = [v if math.isfinite(v) else str(v) for v in vals]  # JSON has no inf/nan: "inf", "-inf", "nan"
     return {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape), "values": vals}
 
 
@@ -138,6 +140,18 @@ st = OrderedDict([
 ])
 write_safetensors(os.path.join(OUT, "st_python.safetensors"), st, {"format": "pt", "written_by": "checkpoint_fixtures.py"})
 expected["st_python.safetensors"] = {k: describe(v) for k, v in st.items()}
+
+# float32 -> bfloat16 / float16 as torch rounds them: ties, subnormals, overflow, signed zero.
+src = torch.cat([
+    torch.randn(64) * 10,
+    torch.tensor([1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 1.0 + 2 ** -11, 1.0 + 3 * 2 ** -11, -0.0, 1e-8, 6e-5, 65504.0, 65520.0,
+                  1e5, 3.4e38, -3.4e38, 1e-40, float("inf"), float("-inf")]),
+]).to(torch.float32)
+expected["conversions"] = {
+    "float32": describe(src),
+    "bfloat16": describe(src.to(torch.bfloat16)),
+    "float16": describe(src.to(torch.float16)),
+}
 
 with open(os.path.join(OUT, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -17,7 +18,23 @@ import (
 type expectedTensor struct {
 	DType  string    `json:"dtype"`
 	Shape  []int     `json:"shape"`
-	Values []float64 `json:"values"`
+	Values []jsonFloat `json:"values"`
+}
+
+// jsonFloat is a float64 that also accepts "inf", "-inf" and "nan" (JSON has no such numbers).
+type jsonFloat float64
+
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		v, err := strconv.ParseFloat(s, 64)
+		*f = jsonFloat(v)
+		return err
+	}
+	var v float64
+	err := json.Unmarshal(b, &v)
+	*f = jsonFloat(v)
+	return err
 }
 
 func loadExpected(t *testing.T) map[string]map[string]expectedTensor {
@@ -124,7 +141,7 @@ func checkAgainst(t *testing.T, r Reader, want map[string]expectedTensor) {
 			continue
 		}
 		for i := range got {
-			if got[i] != w.Values[i] && !(math.IsNaN(got[i]) && math.IsNaN(w.Values[i])) {
+			if want := float64(w.Values[i]); got[i] != want && !(math.IsNaN(got[i]) && math.IsNaN(want)) {
 				t.Errorf("%s[%d] = %v, want %v", name, i, got[i], w.Values[i])
 				break
 			}

@@ -30,7 +30,19 @@ func WriteSafetensors(path string, names []string, get GetFunc, metadata map[str
 	if err != nil {
 		return errors.WithMessagef(err, "writing %s", path)
 	}
-	return writeSafetensors(path, infos, get, metadata)
+	return writeSafetensors(path, infos, borrowed(get), metadata)
+}
+
+// source yields a tensor to write and a release function called once its bytes are written
+// (a no-op for tensors the caller owns).
+type source func(name string) (t *tensors.Tensor, release func(), err error)
+
+// borrowed adapts a GetFunc, whose tensors belong to the caller.
+func borrowed(get GetFunc) source {
+	return func(name string) (*tensors.Tensor, func(), error) {
+		t, err := get(name)
+		return t, func() {}, err
+	}
 }
 
 // infosFromGet asks get for each tensor once to learn its dtype and shape.
@@ -99,7 +111,7 @@ func safetensorsHeader(infos []TensorInfo, metadata map[string]string) ([]byte, 
 }
 
 // writeSafetensors writes infos (any order; sorted here) fetching data with get.
-func writeSafetensors(path string, infos []TensorInfo, get GetFunc, metadata map[string]string) error {
+func writeSafetensors(path string, infos []TensorInfo, get source, metadata map[string]string) error {
 	infos = cloneInfos(infos)
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
 	header, _, err := safetensorsHeader(infos, metadata)
@@ -125,11 +137,12 @@ func writeSafetensors(path string, infos []TensorInfo, get GetFunc, metadata map
 	})
 }
 
-func writeTensorData(w *bufio.Writer, ti TensorInfo, get GetFunc) error {
-	t, err := get(ti.Name)
+func writeTensorData(w *bufio.Writer, ti TensorInfo, get source) error {
+	t, release, err := get(ti.Name)
 	if err != nil {
 		return errors.WithMessagef(err, "tensor %q", ti.Name)
 	}
+	defer release()
 	if t == nil {
 		return errors.Errorf("tensor %q: got nil", ti.Name)
 	}
@@ -155,6 +168,10 @@ type ShardedFiles struct {
 // model.safetensors.index.json, the layout transformers writes. Each file is written atomically;
 // use SaveHF (or atomicfile.WriteDir) for an atomic directory.
 func WriteSafetensorsSharded(dir string, infos []TensorInfo, get GetFunc, metadata map[string]string, maxShardBytes int64) (ShardedFiles, error) {
+	return writeSharded(dir, infos, borrowed(get), metadata, maxShardBytes)
+}
+
+func writeSharded(dir string, infos []TensorInfo, get source, metadata map[string]string, maxShardBytes int64) (ShardedFiles, error) {
 	infos = cloneInfos(infos)
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
 	var groups [][]TensorInfo
