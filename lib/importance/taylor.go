@@ -24,8 +24,7 @@ const fisherScope = "/llmpruner_taylor_fisher"
 // vector per scored (tensor, axis): only those vectors leave the graph.
 //
 // ParamSecond/ParamMix first run one backward per calibration sample (batch of 1) and accumulate
-// A += g_j²/N elementwise in store variables (in-graph, variable write-back), as the original's
-// acc_grad; ParamMix then takes the batched gradient g. ParamSecond needs no batched gradient.
+// A += g_j²/N elementwise (the addition in-graph) into store variables, as the original's acc_grad; ParamMix then takes the batched gradient g. ParamSecond needs no batched gradient.
 type TaylorEstimator struct {
 	Mode        TaylorMode
 	Reduction   Reduction
@@ -122,23 +121,41 @@ func (e *TaylorEstimator) accumulateFisher(m *models.Model, names []string) erro
 		acc.SetTrainable(false)
 		accs[i] = acc
 	}
-	exec, err := model.NewExec(m.Backend, m.Store, func(scope *model.Scope, tokens *Node) *Node {
-		loss, _, grads := lossAndGrads(scope, m, tokens, names)
-		for i, acc := range accs {
-			acc.SetNodeValue(Add(acc.NodeValue(tokens.Graph()), MulScalar(Square(grads[i]), 1/float64(N))))
+	// The accumulators go in and out as explicit graph inputs/outputs and are written back with
+	// SetValue: in-graph variable write-back (Variable.SetNodeValue) does not accumulate across
+	// calls with gomlx v0.28.16 on the Go backend (each call sees the initial value).
+	exec, err := model.NewExec(m.Backend, m.Store, func(scope *model.Scope, inputs []*Node) []*Node {
+		tokens := inputs[0]
+		_, _, grads := lossAndGrads(scope, m, tokens, names)
+		outs := make([]*Node, len(names))
+		for i := range names {
+			outs[i] = Add(inputs[1+i], MulScalar(Square(grads[i]), 1/float64(N)))
 		}
-		return loss
+		return outs
 	})
 	if err != nil {
 		return err
 	}
 	defer exec.Finalize()
 	for j, sample := range e.Calibration {
-		out, err := exec.Call(tokensTensor([][]int{sample}))
+		args := make([]any, 1+len(accs))
+		args[0] = tokensTensor([][]int{sample})
+		for i, acc := range accs {
+			v, err := acc.Value()
+			if err != nil {
+				return err
+			}
+			args[1+i] = v
+		}
+		out, err := exec.Call(args...)
 		if err != nil {
 			return errors.WithMessagef(err, "calibration sample %d", j)
 		}
-		out[0].FinalizeAll()
+		for i, acc := range accs {
+			if err := acc.SetValue(out[i]); err != nil {
+				return errors.Wrapf(err, "updating the accumulator of %s", names[i])
+			}
+		}
 	}
 	return nil
 }
