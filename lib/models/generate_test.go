@@ -3,6 +3,7 @@ package models
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
@@ -125,5 +126,39 @@ func TestGenerateSampling(t *testing.T) {
 	stopped := 0
 	if _, err := m.Generate([]int{1}, GenerateOptions{MaxNewTokens: 10, OnToken: func(int) bool { stopped++; return stopped < 3 }}); err != nil || stopped != 3 {
 		t.Errorf("OnToken returning false should stop after 3 tokens, got %d (err %v)", stopped, err)
+	}
+}
+
+// TestTokenizerAttached: the tokenizer found beside each model encodes/decodes consistently with
+// the stories260K golden ids and text; a model without tokenizer files still loads.
+func TestTokenizerAttached(t *testing.T) {
+	var gold struct {
+		IDs  []int  `json:"greedy_ids_after_bos_64"`
+		Text string `json:"published_greedy_text"`
+	}
+	readJSON(t, testdata.GoldenPath(t, "stories260K_greedy.json"), &gold)
+	m := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
+	if m.Tokenizer == nil {
+		t.Fatalf("no tokenizer attached: %v", m.TokenizerErr)
+	}
+	ids, err := m.Tokenizer.Encode("Once upon a time, there was a little girl named Lily.")
+	if err != nil || !slices.Equal(ids, gold.IDs[:15]) {
+		t.Errorf("Encode = %v (err %v), want %v", ids, err, gold.IDs[:15])
+	}
+	text := strings.TrimSpace(m.Tokenizer.Decode(gold.IDs))
+	if !strings.HasPrefix(gold.Text, text) || len(text) < 150 {
+		t.Errorf("decoded greedy ids %q are not a prefix of the published text", text)
+	}
+	hf := mustLoad(t, testdata.GoldenPath(t, "tiny-llama-mha"), LoadOptions{})
+	if hf.Tokenizer == nil || hf.Tokenizer.VocabSize() != 32000 || !slices.Contains(hf.EOSTokens(), 2) {
+		t.Errorf("tiny-llama-mha tokenizer %v (err %v), EOS %v", hf.Tokenizer, hf.TokenizerErr, hf.EOSTokens())
+	}
+	bare := mustLoad(t, testdata.Path(t, "models/tiny-random-llama"), LoadOptions{})
+	if bare.Tokenizer != nil || bare.TokenizerErr == nil {
+		t.Errorf("tiny-random-llama has no tokenizer files, got %v / %v", bare.Tokenizer, bare.TokenizerErr)
+	}
+	withOverride := mustLoad(t, testdata.Path(t, "models/tiny-random-llama"), LoadOptions{Tokenizer: testdata.Path(t, "tokenizers/llama2/tokenizer.model")})
+	if withOverride.Tokenizer == nil || withOverride.Tokenizer.BOS() != 1 {
+		t.Errorf("override tokenizer not attached")
 	}
 }

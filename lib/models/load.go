@@ -76,7 +76,7 @@ func loadHFDir(backend compute.Backend, dir, source string, opts LoadOptions) (*
 		return nil, errors.WithMessagef(err, "loading model %s", source)
 	}
 	defer r.Close()
-	return newModel(backend, cfg, r, dir, source, opts)
+	return newModel(backend, cfg, r, dir, false, source, opts)
 }
 
 // loadLlama2C loads a llama2.c checkpoint file.
@@ -94,17 +94,18 @@ func loadLlama2C(backend compute.Backend, path string, opts LoadOptions) (*Model
 		return nil, errors.WithMessagef(err, "loading model %s", path)
 	}
 	defer r.Close()
-	return newModel(backend, cfg, r, filepath.Dir(path), path, opts)
+	return newModel(backend, cfg, r, filepath.Dir(path), true, path, opts)
 }
 
-// newModel reads the store from r and finds the tokenizer (in tokDir unless opts says otherwise).
-func newModel(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, tokDir, source string, opts LoadOptions) (*Model, error) {
+// newModel reads the store from r and finds the tokenizer (in tokDir unless opts says otherwise;
+// llama2c selects the llama2.c tokenizer search).
+func newModel(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, tokDir string, llama2c bool, source string, opts LoadOptions) (*Model, error) {
 	store, err := LoadStore(backend, cfg, r, source)
 	if err != nil {
 		return nil, err
 	}
 	m := &Model{Config: cfg, Store: store, Backend: backend, Source: source}
-	if err := m.attachTokenizer(tokDir, opts.Tokenizer); err != nil {
+	if err := m.attachTokenizer(tokDir, llama2c, opts.Tokenizer); err != nil {
 		store.Finalize()
 		return nil, err
 	}

@@ -34,6 +34,8 @@ type Model struct {
 	Store     *model.Store
 	Backend   compute.Backend
 	Tokenizer tokenizer.Tokenizer // nil when none was found
+	// TokenizerErr says why Tokenizer is nil (no tokenizer file, or one that failed to load).
+	TokenizerErr error
 	// TokenizerFiles are the files the tokenizer came from (copied when the model is saved).
 	TokenizerFiles []string
 	// Source is the path (or hub id) the model was loaded from.
