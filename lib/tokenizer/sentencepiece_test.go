@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
@@ -38,5 +40,67 @@ func TestSentencePieceLlama2Golden(t *testing.T) {
 		if got := sp.Decode(c.IDsWithBOS); got != c.Decoded {
 			t.Errorf("Decode(%v) = %q, want %q", c.IDsWithBOS, got, c.Decoded)
 		}
+	}
+}
+
+// spReference is testdata/llama2_sp_reference.json, written by scripts/tokenizer_sp_ref.py with
+// the SentencePiece library.
+type spReference struct {
+	Cases []struct {
+		Input   string   `json:"input"`
+		IDs     []int    `json:"ids"`
+		Pieces  []string `json:"pieces"`
+		Decoded string   `json:"decoded"`
+	} `json:"cases"`
+	Wiki struct {
+		NumIDs   int    `json:"num_ids"`
+		FirstIDs []int  `json:"first_ids"`
+		SHA256   string `json:"ids_sha256"`
+	} `json:"wikitext2_test"`
+}
+
+func loadWikiText(t testing.TB) string {
+	t.Helper()
+	raw, err := os.ReadFile(testdata.Path(t, "text/wikitext2/wikitext2_test_joined_crlf.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(string(raw), "\r\n", "\n")
+}
+
+func TestSentencePieceLlama2Reference(t *testing.T) {
+	var ref spReference
+	readJSON(t, "testdata/llama2_sp_reference.json", &ref)
+	sp, err := LoadSentencePiece(testdata.Path(t, "tokenizers/llama2/tokenizer.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ref.Cases {
+		ids, err := sp.Encode(c.Input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalInts(ids, c.IDs) {
+			t.Errorf("Encode(%q) = %v, want %v", c.Input, ids, c.IDs)
+		}
+		for i, id := range c.IDs {
+			if sp.Piece(id) != c.Pieces[i] {
+				t.Errorf("Piece(%d) = %q, want %q", id, sp.Piece(id), c.Pieces[i])
+			}
+		}
+		if got := sp.Decode(c.IDs); got != c.Decoded {
+			t.Errorf("Decode(%v) = %q, want %q", c.IDs, got, c.Decoded)
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	// The whole WikiText-2 test text as one string, as LLM-Pruner's perplexity tokenizes it.
+	ids, err := sp.Encode(loadWikiText(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != ref.Wiki.NumIDs || !equalInts(ids[:len(ref.Wiki.FirstIDs)], ref.Wiki.FirstIDs) || idsSHA256(ids) != ref.Wiki.SHA256 {
+		t.Errorf("WikiText-2: %d ids (want %d), sha256 %s (want %s)", len(ids), ref.Wiki.NumIDs, idsSHA256(ids), ref.Wiki.SHA256)
 	}
 }

@@ -1,12 +1,14 @@
 // Package tokenizer encodes and decodes text for the supported model families: SentencePiece
-// .model files (LLaMA-1/2, Vicuna, TinyLlama), llama2.c tokenizer.bin files, LLaMA-3 tiktoken files.
+// .model files (LLaMA-1/2, Vicuna, TinyLlama), llama2.c tokenizer.bin files, LLaMA-3 tiktoken
+// files and ChatGLM-6B's ice_text.model. Load finds and opens any of them.
 // It holds no GoMLX graph code.
 package tokenizer
 
 // Tokenizer turns text into token ids and back.
 type Tokenizer interface {
 	// Encode returns the ids of text without any special tokens (no BOS/EOS); a leading dummy
-	// space is added where the model family does (SentencePiece add_dummy_prefix).
+	// space is added where the model family does (SentencePiece add_dummy_prefix). Text that is
+	// not valid UTF-8 is an error (wrapping ErrInvalidUTF8).
 	Encode(text string) ([]int, error)
 	// Decode turns ids back into text, as HF's decode(skip_special_tokens=True) does.
 	Decode(ids []int) string
@@ -19,8 +21,26 @@ type Tokenizer interface {
 	VocabSize() int
 }
 
-// EncodeWithBOS is Encode with the BOS id prepended (HF LlamaTokenizer's add_special_tokens=True).
+// InputEncoder is implemented by tokenizers whose model inputs are not simply BOS followed by
+// Encode(text): ChatGLM appends [gMASK] and <sop>; a tokenizer_config.json may turn BOS off
+// (add_bos_token) or EOS on (add_eos_token). EncodeWithBOS uses it when present.
+type InputEncoder interface {
+	// EncodeInputs returns the ids the model takes for text, special tokens included.
+	EncodeInputs(text string) ([]int, error)
+}
+
+// PieceLookup is implemented by every tokenizer of this package: the id of a vocabulary entry
+// (special tokens included).
+type PieceLookup interface {
+	PieceID(piece string) (int, bool)
+}
+
+// EncodeWithBOS returns the model inputs for text: the tokenizer's EncodeInputs when it has one,
+// else Encode with the BOS id prepended (HF LlamaTokenizer's add_special_tokens=True).
 func EncodeWithBOS(t Tokenizer, text string) ([]int, error) {
+	if ie, ok := t.(InputEncoder); ok {
+		return ie.EncodeInputs(text)
+	}
 	ids, err := t.Encode(text)
 	if err != nil {
 		return nil, err
