@@ -13,7 +13,7 @@ import (
 type hfTokenizerConfig struct {
 	AddBOS, AddEOS *bool
 	BOS, EOS       *string
-	NumImageTokens *int // ChatGLM
+	NumImageTokens *int              // ChatGLM
 	source         map[string]string // setting → file it came from, for errors
 }
 
