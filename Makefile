@@ -1,0 +1,55 @@
+# llmpruner developer commands. Every target uses the project's Go settings:
+# GOTOOLCHAIN=go1.27.3 (the go command fetches it), GOEXPERIMENT=simd, GOFLAGS= (empty).
+#
+#   make demo        stories260K: model info, perplexity, a generated story
+#   make test        go vet + go test (the command CI runs)
+#   make kernel      install the "llmpruner" Jupyter kernel (GoNB) for this working tree
+#   make notebooks   execute tutorials/ and notebooks/ headless; fails on any error cell
+#   make fmt-check   list files gofmt would change (fails if any)
+#   make docker-check  static checks of docker/ (no Docker engine needed)
+#   make ci          everything CI does (.ci/run)
+
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+
+export GOTOOLCHAIN := go1.27.3
+export GOEXPERIMENT := simd
+export GOFLAGS :=
+
+# Test data: $LLMPRUNER_DATA, else ../shared/data beside the clone when it exists. Made absolute
+# because go test runs each package in its own directory.
+LLMPRUNER_DATA ?= $(wildcard $(ROOT)/../shared/data)
+ifneq ($(strip $(LLMPRUNER_DATA)),)
+export LLMPRUNER_DATA := $(abspath $(LLMPRUNER_DATA))
+endif
+ifneq ($(strip $(LLMPRUNER_GOLDEN)),)
+export LLMPRUNER_GOLDEN := $(abspath $(LLMPRUNER_GOLDEN))
+endif
+
+GO_TEST_FLAGS ?= -timeout 20m
+
+.PHONY: demo test vet fmt-check kernel notebooks docker-check ci
+
+demo:
+	go run ./cmd/llmpruner demo
+
+test: vet
+	go test $(GO_TEST_FLAGS) ./...
+
+vet:
+	go vet ./...
+
+fmt-check:
+	@files="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))"; \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi; echo "gofmt: ok"
+
+kernel:
+	go run ./kernel install
+
+notebooks:
+	scripts/run-notebooks.sh
+
+docker-check:
+	scripts/check-docker.sh
+
+ci:
+	CI=true bash .ci/run
