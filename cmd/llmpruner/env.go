@@ -87,10 +87,9 @@ func (e *env) flagSet(name string) bool {
 	return found
 }
 
-// printJSON writes v as one indented JSON document on stdout.
+// printJSON writes v on stdout as one JSON document on a single line.
 func (e *env) printJSON(v any) error {
 	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/llmpruner/llmpruner/lib/data"
+	"github.com/llmpruner/llmpruner/lib/eval"
+	"github.com/llmpruner/llmpruner/lib/models"
+	"github.com/pkg/errors"
+)
+
+var evalPPLCmd = &command{
+	name:     "eval ppl",
+	summary:  "perplexity on text sets, exactly as LLM-Pruner measures it",
+	synopsis: "eval ppl --model M --data NAME=PATH [--data NAME=PATH ...] [--seq-len 128] [--batch 4] [--json]",
+	details: `Each set's text is tokenized once with one BOS at the start, cut into non-overlapping windows of
+--seq-len tokens (the last partial window is dropped); PPL = exp(mean next-token NLL).
+--data forms: wikitext2=PATH (WikiText-2 joined test file), ptb=PATH (Mikolov PTB file), any
+other NAME=PATH (plain UTF-8 text), or wikitext2 | ptb | ptb-test alone (files under $LLMPRUNER_DATA).`,
+	examples: []string{
+		"llmpruner eval ppl --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --data tinystories=$LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt",
+		"llmpruner eval ppl --model ./llama-7b --data wikitext2 --data ptb --json",
+	},
+	run: runEvalPPL,
+}
+
+func init() { register(evalPPLCmd) }
+
+// pplOutput is one set's result in --json output.
+type pplOutput struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+	eval.PPLResult
+}
+
+func runEvalPPL(e *env, args []string) error {
+	e.addModel()
+	e.addJSON()
+	e.addAdapter()
+	var specs stringsFlag
+	e.fs.Var(&specs, "data", "text set `NAME=PATH` (repeatable); see above for the forms")
+	seqLen := e.fs.Int("seq-len", eval.DefaultPPLSeqLen, "window length in `tokens`")
+	batch := e.fs.Int("batch", eval.DefaultPPLBatch, "windows scored per forward pass (does not change the result)")
+	if err := e.parse(args); err != nil {
+		return err
+	}
+	if len(specs) == 0 {
+		return usageErrorf("--data is required (e.g. --data wikitext2=PATH)")
+	}
+	if *seqLen < 2 {
+		return usageErrorf("--seq-len %d must be at least 2", *seqLen)
+	}
+	if *batch < 1 {
+		return usageErrorf("--batch %d must be at least 1", *batch)
+	}
+	if err := e.requireModel(); err != nil {
+		return err
+	}
+	sets := make([]data.TextSet, len(specs))
+	for i, spec := range specs {
+		set, err := data.ParseTextSet(spec, os.Getenv(data.DataDirEnv))
+		if err != nil {
+			return err
+		}
+		sets[i] = set
+	}
+	m, err := e.loadModel()
+	if err != nil {
+		return err
+	}
+	var results []pplOutput
+	for _, set := range sets {
+		text, err := set.Read()
+		if err != nil {
+			return err
+		}
+		res, err := e.perplexity(m, set, text, *seqLen, *batch)
+		if err != nil {
+			return err
+		}
+		results = append(results, pplOutput{Name: set.Name, Path: set.Path, PPLResult: res})
+		if !e.json {
+			fmt.Fprintf(e.stdout, "%-12s PPL %.4f  (NLL %.5f over %d tokens, %d windows of %d)\n",
+				set.Name, res.PPL, res.NLL, res.Tokens, res.Windows, *seqLen)
+		}
+	}
+	if e.json {
+		return e.printJSON(map[string]any{"seq_len": *seqLen, "sets": results})
+	}
+	return nil
+}
+
+// perplexity measures the model's perplexity on the text of a set, with a progress bar.
+func (e *env) perplexity(m *models.Model, set data.TextSet, text string, seqLen, batch int) (eval.PPLResult, error) {
+	tok, err := modelTokenizer(m)
+	if err != nil {
+		return eval.PPLResult{}, err
+	}
+	if text == "" {
+		return eval.PPLResult{}, errors.Errorf("data set %s (%s) is empty", set.Name, set.Path)
+	}
+	bar := e.progress(0, "PPL "+set.Name)
+	defer bar.Finish()
+	res, err := eval.Perplexity(m, tok, text, eval.PPLOptions{
+		SeqLen: seqLen, Batch: batch,
+		Progress: func(done, total int) {
+			bar.ChangeMax(total)
+			_ = bar.Set(done)
+		},
+	})
+	if err != nil {
+		return eval.PPLResult{}, errors.WithMessagef(err, "data set %s (%s)", set.Name, set.Path)
+	}
+	return res, nil
+}

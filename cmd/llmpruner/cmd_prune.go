@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/llmpruner/llmpruner/lib/data"
+	"github.com/llmpruner/llmpruner/lib/importance"
+	"github.com/llmpruner/llmpruner/lib/models"
+	"github.com/llmpruner/llmpruner/lib/prune"
+	"github.com/pkg/errors"
+)
+
+var pruneCmd = &command{
+	name:    "prune",
+	summary: "structurally prune a model (block / channel / layer) and save the smaller dense model",
+	synopsis: `prune --model M --out DIR --strategy block|channel|layer --ratio R
+      [--attn-layers A:B] [--mlp-layers A:B] [--keep-layers N] [--rank-layers]
+      --criterion random|l1|l2|taylor [--taylor vectorize|param_first|param_second|param_mix]
+      [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
+      [--calib PATH | --calib-ids F.json] [--num-examples 10] [--calib-seq-len 64] [--seed 42]
+      [--report R.json] [--dtype f32|bf16|f16] [--force] [--json]`,
+	details: `As LLM-Pruner's hf_prune.py: groups (attention heads — for GQA a kv head with the query heads
+sharing it —, MLP channels, hidden channels, layers) are scored by --criterion and the least
+important --ratio of each layer's groups is removed (--global: of all pruned layers together).
+Layer ranges are START:END with END exclusive, like --block_attention_layer_start/end.
+Taylor importance needs calibration text (--calib, e.g. TinyStories text for stories260K, Alpaca
+outputs for LLaMA) or token ids (--calib-ids, a JSON array of arrays). All options are checked
+before any work; nothing is written to --out (or --report) unless pruning succeeds.
+The output is an HF directory that llmpruner and transformers load (per-layer sizes in config.json).`,
+	examples: []string{
+		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-pruned --strategy block --ratio 0.2 --attn-layers 1:4 --mlp-layers 1:4 --criterion taylor --calib $LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt --report report.json",
+		"llmpruner prune --model ./llama-7b --out ./llama-7b-20 --strategy block --ratio 0.25 --attn-layers 4:30 --mlp-layers 4:30 --criterion taylor --taylor param_first --calib alpaca.txt",
+		"llmpruner prune --model ./llama-7b --out ./llama-7b-l24 --strategy layer --keep-layers 24",
+	},
+	run: runPrune,
+}
+
+func init() { register(pruneCmd) }
+
+// pruneFlags are prune's flags beyond the shape flags it shares with plan.
+type pruneFlags struct {
+	shape       shapeFlags
+	out         string
+	criterion   string
+	taylor      string
+	reduction   string
+	calib       string
+	calibIDs    string
+	numExamples int
+	calibSeqLen int
+	seed        int64
+	report      string
+	dtype       string
+	force       bool
+}
+
+func runPrune(e *env, args []string) error {
+	e.addModel()
+	e.addJSON()
+	var f pruneFlags
+	e.addShapeFlags(&f.shape)
+	fs := e.fs
+	fs.StringVar(&f.out, "out", "", "output `DIR` for the pruned model (Hugging Face layout)")
+	fs.StringVar(&f.criterion, "criterion", "", "importance: `random`, l1, l2 or taylor")
+	fs.StringVar(&f.taylor, "taylor", "", "Taylor variant: `vectorize`, param_first (default), param_second or param_mix (needs --criterion taylor)")
+	fs.StringVar(&f.reduction, "reduction", "", "group reduction: `sum` (Taylor default), mean (l1/l2 default), max, prod or first")
+	fs.StringVar(&f.calib, "calib", "", "calibration text `file` (documents separated by blank lines)")
+	fs.StringVar(&f.calibIDs, "calib-ids", "", "calibration token ids: JSON `file` with an array of equal-length arrays")
+	fs.IntVar(&f.numExamples, "num-examples", 10, "calibration samples `N` drawn from --calib")
+	fs.IntVar(&f.calibSeqLen, "calib-seq-len", 64, "tokens per calibration sample `L`")
+	fs.Int64Var(&f.seed, "seed", 42, "random `seed` (calibration sampling, random criterion)")
+	fs.StringVar(&f.report, "report", "", "write the pruning report JSON to `R.json`")
+	fs.StringVar(&f.dtype, "dtype", "", "weight dtype of the output: `f32`, bf16 or f16 (default: as stored)")
+	fs.BoolVar(&f.force, "force", false, "replace an existing non-empty --out directory")
+	if err := e.parse(args); err != nil {
+		return err
+	}
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	if err := e.requireModel(); err != nil {
+		return err
+	}
+	if err := checkOutDir(f.out, e.model, f.force); err != nil {
+		return err
+	}
+	if _, err := models.ParseSaveDType(f.dtype); err != nil {
+		return usageErrorf("--dtype: %v", err)
+	}
+	m, err := e.loadModel()
+	if err != nil {
+		return err
+	}
+	if err := opts.Validate(m.Config); err != nil {
+		return errors.WithMessagef(err, "model %s", e.model)
+	}
+	if opts.Sampler, err = f.sampler(m, &opts); err != nil {
+		return err
+	}
+	rep, err := e.runPruning(m, opts)
+	if err != nil {
+		return err
+	}
+	if err := m.Save(f.out, f.dtype); err != nil {
+		return err
+	}
+	e.logf("wrote %s (%s on disk)", f.out, humanBytes(dirSize(f.out)))
+	if f.report != "" {
+		if err := rep.Save(f.report); err != nil {
+			return errors.WithMessage(err, "--report")
+		}
+		e.logf("wrote report %s", f.report)
+	}
+	if e.json {
+		return e.printJSON(map[string]any{
+			"out": f.out, "params_before": rep.ParamsBefore, "params_after": rep.ParamsAfter,
+			"layers_kept": rep.LayersKept, "report": f.report,
+		})
+	}
+	fmt.Fprintf(e.stdout, "pruned %s → %s: %s → %s parameters (%.2f%% kept)\n", e.model, f.out,
+		humanCount(rep.ParamsBefore), humanCount(rep.ParamsAfter), 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore))
+	return nil
+}
+
+// runPruning prunes m in place, logging the time it took.
+func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Report, error) {
+	start := time.Now()
+	e.logf("pruning: %s, ratio %g, criterion %s", opts.Strategy, opts.Ratio, opts.Importance.Criterion)
+	rep, err := prune.Prune(m, opts)
+	if err != nil {
+		return nil, errors.WithMessage(err, "pruning")
+	}
+	e.logf("pruned in %s: %d → %d parameters", time.Since(start).Round(time.Millisecond), rep.ParamsBefore, rep.ParamsAfter)
+	return rep, nil
+}
+
+// options builds prune.Options from the flags, rejecting inconsistent combinations.
+func (f *pruneFlags) options() (prune.Options, error) {
+	opts, err := f.shape.options()
+	if err != nil {
+		return opts, err
+	}
+	switch {
+	case f.calib != "" && f.calibIDs != "":
+		return opts, usageErrorf("give either --calib or --calib-ids, not both")
+	case f.numExamples < 1:
+		return opts, usageErrorf("--num-examples %d must be at least 1", f.numExamples)
+	case f.calibSeqLen < 2:
+		return opts, usageErrorf("--calib-seq-len %d must be at least 2", f.calibSeqLen)
+	}
+	imp := importance.Options{Seed: f.seed}
+	if f.criterion == "" {
+		if opts.Strategy != prune.Layer {
+			return opts, usageErrorf("--criterion is required for %s pruning (random, l1, l2 or taylor)", opts.Strategy)
+		}
+	} else if imp.Criterion, err = importance.ParseCriterion(f.criterion); err != nil {
+		return opts, usageErrorf("--criterion: %v", err)
+	}
+	if f.taylor != "" && imp.Criterion != importance.Taylor {
+		return opts, usageErrorf("--taylor %s needs --criterion taylor (criterion is %q)", f.taylor, f.criterion)
+	}
+	if imp.Taylor, err = importance.ParseTaylorMode(f.taylor); err != nil {
+		return opts, usageErrorf("--taylor: %v", err)
+	}
+	if imp.Reduction, err = importance.ParseReduction(f.reduction); err != nil {
+		return opts, usageErrorf("--reduction: %v", err)
+	}
+	needsCalib := (imp.Criterion == importance.Taylor && f.criterion != "") || (opts.Strategy == prune.Layer && opts.RankLayers)
+	if needsCalib && f.calib == "" && f.calibIDs == "" {
+		return opts, usageErrorf("--criterion taylor and --rank-layers need calibration data: give --calib PATH or --calib-ids F.json")
+	}
+	opts.Importance = imp
+	return opts, nil
+}
+
+// sampler reads the calibration data (before pruning starts, so that short or bad data fails
+// fast) and returns the per-step Sampler; nil when no calibration data was given.
+func (f *pruneFlags) sampler(m *models.Model, opts *prune.Options) (prune.Sampler, error) {
+	switch {
+	case f.calibIDs != "":
+		ids, err := data.ReadCalibIDs(f.calibIDs)
+		if err != nil {
+			return nil, errors.WithMessage(err, "--calib-ids")
+		}
+		if err := data.CheckTokenIDs(ids, m.Config.Vocab, "--calib-ids "+f.calibIDs); err != nil {
+			return nil, err
+		}
+		if err := m.CheckSequences(ids, 2); err != nil {
+			return nil, errors.WithMessagef(err, "--calib-ids %s", f.calibIDs)
+		}
+		// The same samples at every iterative step: a fixed id file cannot draw new ones.
+		return func(int) ([][]int, error) { return ids, nil }, nil
+	case f.calib != "":
+		tok, err := modelTokenizer(m)
+		if err != nil {
+			return nil, err
+		}
+		text, err := data.ReadText(f.calib)
+		if err != nil {
+			return nil, errors.WithMessage(err, "--calib")
+		}
+		if f.calibSeqLen > m.Config.MaxPositions {
+			return nil, usageErrorf("--calib-seq-len %d is longer than the model's context (%d)", f.calibSeqLen, m.Config.MaxPositions)
+		}
+		draw := func(step int) ([][]int, error) {
+			s, err := data.CalibrationSamples(tok, text, f.numExamples, f.calibSeqLen, f.seed+int64(step-1))
+			if err != nil {
+				return nil, errors.WithMessagef(err, "--calib %s (%d samples of %d tokens)", f.calib, f.numExamples, f.calibSeqLen)
+			}
+			return s, nil
+		}
+		first, err := draw(1)
+		if err != nil {
+			return nil, err
+		}
+		return func(step int) ([][]int, error) {
+			if step == 1 {
+				return first, nil
+			}
+			return draw(step)
+		}, nil
+	}
+	return nil, nil
+}
