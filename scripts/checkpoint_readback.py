@@ -4,7 +4,7 @@
 produced. Uses the safetensors library when installed; otherwise parses the format with json +
 torch.frombuffer (the format is an 8-byte little-endian header length, a JSON header, then data).
 
-Usage: python3 scripts/checkpoint_readback.py FILE_OR_DIR
+Usage: python3 scripts/checkpoint_readback.py FILE_OR_DIR...   (prints {path: result} for several)
 """
 import json
 import math
@@ -41,8 +41,7 @@ def load_file(path):
     return out, "json+torch"
 
 
-def main():
-    p = sys.argv[1]
+def read(p):
     files = [p]
     if os.path.isdir(p):
         idx = os.path.join(p, "model.safetensors.index.json")
@@ -57,7 +56,7 @@ def main():
         for k, t in tensors.items():
             result[k] = {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
                          "values": [v if math.isfinite(v) else str(v) for v in t.to(torch.float64).reshape(-1).tolist()]}
-    json.dump({"reader": how, "tensors": result}, sys.stdout)
+    return {"reader": how, "tensors": result}
 
 
-main()
+json.dump({p: read(p) for p in sys.argv[1:]}, sys.stdout)

@@ -16,8 +16,8 @@ import (
 
 // expectedTensor is one entry of testdata/expected.json (written by scripts/checkpoint_fixtures.py).
 type expectedTensor struct {
-	DType  string    `json:"dtype"`
-	Shape  []int     `json:"shape"`
+	DType  string      `json:"dtype"`
+	Shape  []int       `json:"shape"`
 	Values []jsonFloat `json:"values"`
 }
 

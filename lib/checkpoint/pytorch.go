@@ -80,9 +80,13 @@ func (r *pytorchFile) openZip() error {
 			return errors.Errorf("byte order %q is not supported", b)
 		}
 	}
-	data, err := readSmallEntry(pkl, 1<<30)
+	raw, err := readSmallEntry(pkl, 1<<30)
 	if err != nil {
 		return errors.Wrapf(err, "reading %s", pkl.Name)
+	}
+	data, err := scanPickle(bufio.NewReader(bytes.NewReader(raw)), int64(len(raw)))
+	if err != nil {
+		return errors.WithMessagef(err, "decoding %s", pkl.Name)
 	}
 	storages := map[string]*ptStorage{}
 	obj, err := unpickle(bytes.NewReader(data), func(id *types.Tuple) (any, error) {
@@ -156,14 +160,31 @@ func (r *pytorchFile) openLegacy() error {
 		return err
 	}
 	br := bufio.NewReader(r.f)
-	if err := checkLegacyMagic(br); err != nil {
-		return err
+	var consumed int64
+	next := func(what string) (*bytes.Reader, error) {
+		p, err := scanPickle(br, st.Size()-consumed)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "reading the %s pickle", what)
+		}
+		consumed += int64(len(p))
+		return bytes.NewReader(p), nil
 	}
-	if _, err := plainUnpickle(br); err != nil {
+	pickles := make([]*bytes.Reader, 5)
+	for i, what := range []string{"magic number", "protocol version", "sys info", "state dict", "storage keys"} {
+		if pickles[i], err = next(what); err != nil {
+			return err
+		}
+		if i == 1 {
+			if err := checkLegacyMagic(io.MultiReader(pickles[0], pickles[1])); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := plainUnpickle(pickles[2]); err != nil {
 		return errors.WithMessage(err, "reading sys info")
 	}
 	storages := map[string]*ptStorage{}
-	obj, err := unpickle(br, func(id *types.Tuple) (any, error) {
+	obj, err := unpickle(pickles[3], func(id *types.Tuple) (any, error) {
 		cls, key, numel, err := storageArgs(id)
 		if err != nil {
 			return nil, err
@@ -181,7 +202,7 @@ func (r *pytorchFile) openLegacy() error {
 	if err != nil {
 		return errors.WithMessage(err, "decoding the state-dict pickle")
 	}
-	rawKeys, err := plainUnpickle(br)
+	rawKeys, err := plainUnpickle(pickles[4])
 	if err != nil {
 		return errors.WithMessage(err, "reading storage keys")
 	}
@@ -189,11 +210,7 @@ func (r *pytorchFile) openLegacy() error {
 	if err != nil {
 		return err
 	}
-	pos, err := r.f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return err
-	}
-	pos -= int64(br.Buffered())
+	pos := consumed
 	for _, key := range keys {
 		s, ok := storages[key]
 		if !ok {
@@ -251,6 +268,9 @@ func (r *pytorchFile) index(obj any) error {
 		if t.storage.dtype.Size() == 0 {
 			return errors.Errorf("tensor %q: unsupported dtype %s", name, t.storage.dtype)
 		}
+		if err := t.checkView(); err != nil {
+			return errors.WithMessagef(err, "tensor %q", name)
+		}
 		if end := t.extent(); end > t.storage.numel {
 			return errors.Errorf("tensor %q: view (offset %d, size %v, stride %v) reaches element %d of a %d-element storage", name, t.offset, t.size, t.stride, end, t.storage.numel)
 		}
@@ -260,6 +280,23 @@ func (r *pytorchFile) index(obj any) error {
 		r.infos = append(r.infos, TensorInfo{Name: name, DType: t.storage.dtype, Shape: t.size, File: r.path})
 	}
 	sort.Slice(r.infos, func(i, j int) bool { return r.infos[i].Name < r.infos[j].Name })
+	return nil
+}
+
+// checkView rejects views whose element count or reach would overflow int64.
+func (t *ptTensor) checkView() error {
+	if _, err := numElements(t.size); err != nil {
+		return err
+	}
+	reach := t.offset
+	for i, s := range t.size {
+		if s > 1 && t.stride[i] > 0 && int64(t.stride[i]) > ((1<<62)-reach)/int64(s-1) {
+			return errors.Errorf("view size %v with stride %v is out of range", t.size, t.stride)
+		}
+		if s > 1 {
+			reach += int64(s-1) * int64(t.stride[i])
+		}
+	}
 	return nil
 }
 

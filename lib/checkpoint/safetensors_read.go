@@ -126,6 +126,9 @@ func (r *safetensorsFile) parseEntry(name string, msg json.RawMessage, dataLen i
 	if err != nil {
 		return stEntry{}, errors.WithMessagef(err, "%s: tensor %q", r.path, name)
 	}
+	if count > dataLen {
+		return stEntry{}, errors.Errorf("%s: tensor %q: shape %v has %d elements, more than the %d-byte data area holds", r.path, name, h.Shape, count, dataLen)
+	}
 	if len(h.Offsets) != 2 {
 		return stEntry{}, errors.Errorf("%s: tensor %q: data_offsets must have 2 entries, got %v", r.path, name, h.Offsets)
 	}

@@ -210,23 +210,28 @@ func TestPythonReadsOurFiles(t *testing.T) {
 		"c.ids":    tensors.FromFlatDataAndDimensions([]int64{-3, 1 << 40}, 2),
 	}
 	get := func(name string) (*tensors.Tensor, error) { return set[name], nil }
+	var dirs []string
 	for _, opts := range []SaveOptions{{DType: dtypes.BFloat16}, {DType: dtypes.Float16, MaxShardBytes: 64}, {}} {
 		dir := filepath.Join(t.TempDir(), "m")
 		if err := SaveHF(dir, tinyConfig(), keys(set), get, opts); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(py, "../../scripts/checkpoint_readback.py", dir).Output()
-		if err != nil {
-			t.Fatalf("python read-back failed: %v", err)
-		}
-		var got struct {
-			Reader  string                    `json:"reader"`
-			Tensors map[string]expectedTensor `json:"tensors"`
-		}
-		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("dtype %s: read by python %s", opts.DType, got.Reader)
+		dirs = append(dirs, dir)
+	}
+	out, err := exec.Command(py, append([]string{"../../scripts/checkpoint_readback.py"}, dirs...)...).Output()
+	if err != nil {
+		t.Fatalf("python read-back failed: %v", err)
+	}
+	var results map[string]struct {
+		Reader  string                    `json:"reader"`
+		Tensors map[string]expectedTensor `json:"tensors"`
+	}
+	if err := json.Unmarshal(out, &results); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range dirs {
+		got := results[dir]
+		t.Logf("%s: read by python %s", dir, got.Reader)
 		r, err := Open(dir)
 		if err != nil {
 			t.Fatal(err)
