@@ -7,7 +7,8 @@ import (
 
 // unigramLattice segments normalized text with a SentencePiece unigram model: the Viterbi path
 // of highest total piece score, as SentencePiece's Model::EncodeOptimized computes it (float32
-// scores; user-defined pieces scored length·max_score−0.1; an unknown character scored
+// path scores, candidate sums in float64 exactly as the C++ does, which decides near-ties on long
+// inputs; user-defined pieces scored length·max_score−0.1; an unknown character scored
 // min_score−10 and taken one character at a time).
 type unigramLattice struct {
 	sp         *SentencePiece
@@ -60,12 +61,15 @@ func (u *unigramLattice) segment(norm string) []spToken {
 				continue
 			}
 			length := end - start
-			var cand float64
+			// As in SentencePiece's C++: the piece score is promoted to double (the user-defined
+			// branch makes it so), the sum is compared in double and stored as float.
+			var score float64
 			if p.typ == spUserDefined {
-				cand = float64(float32(length)*u.maxScore) - 0.1 + float64(here)
+				score = float64(float32(length)*u.maxScore) - 0.1
 			} else {
-				cand = float64(p.score + here)
+				score = float64(p.score)
 			}
+			cand := score + float64(here)
 			t := &best[end]
 			if t.startsAt == -1 || cand > float64(t.score) {
 				*t = unigramNode{id: id, score: float32(cand), startsAt: start}
