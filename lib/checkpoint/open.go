@@ -89,6 +89,10 @@ func openIndexFile(path string) (Reader, error) {
 	return openIndexed(path, OpenPyTorch)
 }
 
+// legacyTorchPrefix starts a legacy torch.save file: pickle protocol 2, then the magic number
+// 0x1950a86a20f9469cfc6c pickled as a 10-byte LONG1.
+var legacyTorchPrefix = []byte("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19")
+
 // DetectFormat reads the first bytes of a file and tells which checkpoint format it holds.
 func DetectFormat(path string) (Format, error) {
 	f, err := os.Open(path)
@@ -109,12 +113,12 @@ func DetectFormat(path string) (Format, error) {
 	switch {
 	case n == 0:
 		return FormatUnknown, errors.Errorf("%s: empty file", path)
-	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
-		return FormatPyTorchZip, nil
-	case n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5:
-		return FormatPyTorchOld, nil // a pickle stream (legacy torch.save)
 	case n >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head) <= uint64(st.Size()-8):
 		return FormatSafetensors, nil
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return FormatPyTorchZip, nil
+	case bytes.HasPrefix(head, legacyTorchPrefix):
+		return FormatPyTorchOld, nil
 	case n >= 4 && binary.LittleEndian.Uint32(head) == llama2cMagic:
 		return FormatLlama2C, nil
 	case n >= 28 && looksLikeLlama2CV0(head, st.Size()):

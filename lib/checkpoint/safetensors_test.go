@@ -165,3 +165,19 @@ func TestSafetensorsShardedRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectSafetensorsLookingLikePickle: a 640-byte header makes the file start with 0x80 0x02,
+// the bytes of a pickle's PROTO 2 opcode; detection must still say safetensors.
+func TestDetectSafetensorsLookingLikePickle(t *testing.T) {
+	hdr := `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`
+	hdr += strings.Repeat(" ", 640-len(hdr))
+	p := writeTemp(t, t.TempDir(), "model.bin", stFile(hdr, make([]byte, 8)))
+	if f, err := DetectFormat(p); err != nil || f != FormatSafetensors {
+		t.Fatalf("DetectFormat = %q, %v; want safetensors", f, err)
+	}
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+}
