@@ -1,7 +1,5 @@
 package tokenizer
 
-import "container/heap"
-
 // mergeLookup reports whether piece (the concatenation of two adjacent symbols) may be merged,
 // and with what priority: the highest priority merges first (SentencePiece: the piece score;
 // tiktoken: minus the rank).
@@ -22,22 +20,52 @@ type bpeCandidate struct {
 	priority    float64
 }
 
+// bpeQueue is a binary max-heap of candidates (typed, to avoid container/heap's boxing).
 type bpeQueue []bpeCandidate
 
-func (q bpeQueue) Len() int { return len(q) }
-func (q bpeQueue) Less(i, j int) bool {
-	if q[i].priority != q[j].priority {
-		return q[i].priority > q[j].priority
+// before reports whether a is merged before b: higher priority, then the leftmost pair.
+func (a bpeCandidate) before(b bpeCandidate) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
 	}
-	return q[i].left < q[j].left // ties: the leftmost pair first
+	return a.left < b.left
 }
-func (q bpeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *bpeQueue) Push(x any)   { *q = append(*q, x.(bpeCandidate)) }
-func (q *bpeQueue) Pop() any {
-	old := *q
-	c := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return c
+
+func (q *bpeQueue) push(c bpeCandidate) {
+	h := append(*q, c)
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h[i].before(h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+	*q = h
+}
+
+func (q *bpeQueue) pop() bpeCandidate {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		best, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].before(h[best]) {
+			best = l
+		}
+		if r < len(h) && h[r].before(h[best]) {
+			best = r
+		}
+		if best == i {
+			break
+		}
+		h[i], h[best] = h[best], h[i]
+		i = best
+	}
+	*q = h
+	return top
 }
 
 // bpeMerge runs byte-pair merging over s, whose initial symbols end at the offsets in bounds
@@ -69,15 +97,15 @@ func bpeMerge(s string, bounds []int, frozen []bool, lookup mergeLookup) []int {
 		}
 		piece := s[syms[left].start:syms[right].end]
 		if p, ok := lookup(piece); ok {
-			heap.Push(&q, bpeCandidate{left: left, right: right, length: len(piece), priority: p})
+			q.push(bpeCandidate{left: left, right: right, length: len(piece), priority: p})
 		}
 	}
 	for i := 1; i < n; i++ {
 		suggest(i-1, i)
 	}
 	alive := func(i int) bool { return syms[i].end > syms[i].start }
-	for q.Len() > 0 {
-		c := heap.Pop(&q).(bpeCandidate)
+	for len(q) > 0 {
+		c := q.pop()
 		l, r := &syms[c.left], &syms[c.right]
 		if !alive(c.left) || !alive(c.right) || l.next != c.right || r.end-l.start != c.length {
 			continue // stale: one side was merged into something else since

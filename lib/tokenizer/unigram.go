@@ -12,7 +12,7 @@ import (
 // min_score−10 and taken one character at a time).
 type unigramLattice struct {
 	sp         *SentencePiece
-	maxLen     int // longest mergeable piece in bytes
+	trie       *byteTrie // normal, user-defined and unused pieces
 	minScore   float32
 	maxScore   float32
 	unkPenalty float32
@@ -26,9 +26,7 @@ func newUnigramLattice(sp *SentencePiece) *unigramLattice {
 			u.maxScore = max(u.maxScore, p.score)
 		}
 	}
-	for piece := range sp.pieces {
-		u.maxLen = max(u.maxLen, len(piece))
-	}
+	u.trie = newByteTrie(sp.pieces)
 	return u
 }
 
@@ -51,16 +49,11 @@ func (u *unigramLattice) segment(norm string) []spToken {
 		here := best[start].score
 		_, charLen := utf8.DecodeRuneInString(norm[start:])
 		hasSingle := false
-		for end := start + 1; end <= size && end-start <= u.maxLen; end++ {
-			id, ok := u.sp.pieces[norm[start:end]]
-			if !ok {
-				continue
-			}
+		u.trie.prefixes(norm[start:], func(id, length int) {
 			p := u.sp.m.pieces[id]
 			if p.typ == spUnused {
-				continue
+				return
 			}
-			length := end - start
 			// As in SentencePiece's C++: the piece score is promoted to double (the user-defined
 			// branch makes it so), the sum is compared in double and stored as float.
 			var score float64
@@ -70,14 +63,14 @@ func (u *unigramLattice) segment(norm string) []spToken {
 				score = float64(p.score)
 			}
 			cand := score + float64(here)
-			t := &best[end]
+			t := &best[start+length]
 			if t.startsAt == -1 || cand > float64(t.score) {
 				*t = unigramNode{id: id, score: float32(cand), startsAt: start}
 			}
 			if length == charLen {
 				hasSingle = true
 			}
-		}
+		})
 		if !hasSingle {
 			t := &best[start+charLen]
 			cand := unkScore + here
