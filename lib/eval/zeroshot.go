@@ -92,7 +92,9 @@ func ZeroShot(scorer Scorer, tok Encoder, opts ZeroShotOptions) (*ZeroShotResult
 	}
 	res := &ZeroShotResult{Tasks: make(map[string]TaskResult, len(all))}
 	for _, t := range all {
-		res.Tasks[t.Name] = scoreTask(t, docsByTask[t.Name], plan.docLogLikelihoods(t.Name))
+		tr := scoreTask(t, docsByTask[t.Name], plan.docLogLikelihoods(t.Name))
+		tr.ContextCut, tr.ContinuationCut = plan.contextCut[t.Name], plan.contCut[t.Name]
+		res.Tasks[t.Name] = tr
 		res.Order = append(res.Order, t.Name)
 	}
 	res.Order = paperOrder(res.Order)

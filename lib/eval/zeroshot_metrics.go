@@ -28,6 +28,12 @@ type TaskResult struct {
 	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
 	// N is the number of documents.
 	N int `json:"n"`
+	// ContextCut counts requests whose context lost tokens on the left to fit the model's context
+	// length (as lm-eval does). ContinuationCut counts requests whose continuation alone was too
+	// long, of which only the last max-length tokens were scored (lm-eval cannot score them at
+	// all); when it is non-zero the task's numbers are not comparable with lm-eval's.
+	ContextCut      int `json:"context_cut,omitempty"`
+	ContinuationCut int `json:"continuation_cut,omitempty"`
 	// Docs holds the per-document scores, in file order.
 	Docs []DocScore `json:"-"`
 }

@@ -10,10 +10,9 @@ import (
 
 // sequence is one distinct token sequence to score; several requests may share it.
 type sequence struct {
-	tokens  []int // [n] context+continuation, left-truncated
-	contLen int   // continuation tokens at the end
-	ll      float64
-	greedy  bool
+	Tokenized
+	ll     float64
+	greedy bool
 }
 
 // requestPlan holds the tokenized requests of a run, deduplicated and ordered for scoring.
@@ -22,13 +21,15 @@ type requestPlan struct {
 	refs        map[string][][]*sequence // task → doc → choice → its sequence
 	numRequests int
 	totalTokens int64
+	contextCut  map[string]int // task → requests whose context lost tokens on the left
+	contCut     map[string]int // task → requests whose continuation was cut (lm-eval would fail)
 }
 
 // planRequests tokenizes every request. A document's context is encoded once for all its choices,
 // every distinct continuation string once per run, and identical token sequences (lm-eval's
 // Reorderer groups them too) are scored once.
 func planRequests(tok Encoder, tasks []*Task, docs map[string][]Doc, maxLength int) (*requestPlan, error) {
-	p := &requestPlan{refs: make(map[string][][]*sequence, len(tasks))}
+	p := &requestPlan{refs: make(map[string][][]*sequence, len(tasks)), contextCut: map[string]int{}, contCut: map[string]int{}}
 	contCache := map[string][]int{}
 	bySeq := map[string]*sequence{}
 	var key []byte
@@ -46,17 +47,23 @@ func planRequests(tok Encoder, tasks []*Task, docs map[string][]Doc, maxLength i
 				if err != nil {
 					return nil, errors.WithMessagef(err, "task %s document %d", t.Name, d.Index)
 				}
-				whole, contLen, err := joinTokens(ctx, cont, maxLength, req)
+				tz, err := joinTokens(ctx, cont, maxLength, req)
 				if err != nil {
 					return nil, errors.WithMessagef(err, "task %s document %d", t.Name, d.Index)
 				}
-				key = seqKey(key[:0], whole, contLen)
+				if tz.ContextCut {
+					p.contextCut[t.Name]++
+				}
+				if tz.ContinuationCut {
+					p.contCut[t.Name]++
+				}
+				key = seqKey(key[:0], tz.Tokens, tz.ContLen)
 				s, ok := bySeq[string(key)]
 				if !ok {
-					s = &sequence{tokens: whole, contLen: contLen}
+					s = &sequence{Tokenized: tz}
 					bySeq[string(key)] = s
 					p.seqs = append(p.seqs, s)
-					p.totalTokens += int64(len(whole))
+					p.totalTokens += int64(len(tz.Tokens))
 				}
 				refs[di][ci] = s
 				p.numRequests++
@@ -67,10 +74,10 @@ func planRequests(tok Encoder, tasks []*Task, docs map[string][]Doc, maxLength i
 	// Longest first, as lm-eval: the first batch is the largest (memory errors show at once) and
 	// the ETA errs on the safe side.
 	slices.SortStableFunc(p.seqs, func(a, b *sequence) int {
-		if d := len(b.tokens) - len(a.tokens); d != 0 {
+		if d := len(b.Tokens) - len(a.Tokens); d != 0 {
 			return d
 		}
-		return slices.Compare(a.tokens, b.tokens)
+		return slices.Compare(a.Tokens, b.Tokens)
 	})
 	return p, nil
 }
@@ -115,7 +122,7 @@ func (p *requestPlan) score(scorer Scorer, batch int, progress func(Progress)) e
 		chunk := p.seqs[lo:hi]
 		inputs := make([][]int, len(chunk))
 		for i, s := range chunk {
-			inputs[i] = s.tokens
+			inputs[i] = s.Tokens
 		}
 		lps, greedy, err := scorer.TokenLogProbs(inputs)
 		if err != nil {
@@ -125,13 +132,13 @@ func (p *requestPlan) score(scorer Scorer, batch int, progress func(Progress)) e
 			return errors.Errorf("scorer returned %d log-prob rows and %d greedy rows for %d sequences", len(lps), len(greedy), len(chunk))
 		}
 		for i, s := range chunk {
-			n := len(s.tokens)
+			n := len(s.Tokens)
 			if len(lps[i]) != n-1 || len(greedy[i]) != n-1 {
 				return errors.Errorf("scorer returned %d log-probs and %d greedy flags for a sequence of %d tokens (want %d)",
 					len(lps[i]), len(greedy[i]), n, n-1)
 			}
 			s.ll, s.greedy = 0, true
-			for t := n - 1 - s.contLen; t < n-1; t++ {
+			for t := n - 1 - s.ContLen; t < n-1; t++ {
 				s.ll += lps[i][t]
 				s.greedy = s.greedy && greedy[i][t]
 			}

@@ -190,7 +190,8 @@ func TestZeroShotOrderDedupAndGreedy(t *testing.T) {
 		t.Errorf("not longest first: %d then %d tokens", len(scorer.seen[0]), len(scorer.seen[1]))
 	}
 	req := Request{"Question: g\nAnswer:", " bbbbbb"}
-	seq, contLen, _ := TokenizeRequest(zsByteTok{}, req, 2048)
+	tz, _ := TokenizeRequest(zsByteTok{}, req, 2048)
+	seq, contLen := tz.Tokens, tz.ContLen
 	wantGreedy := true
 	for t := len(seq) - contLen; t < len(seq); t++ {
 		_, g := zsLogProb(seq[:t+1])
@@ -208,30 +209,39 @@ func TestZeroShotOrderDedupAndGreedy(t *testing.T) {
 // Left truncation to MaxLength+1 tokens, as lm-eval's (context_enc + continuation_enc)[-(max_length+1):].
 func TestTokenizeRequestTruncation(t *testing.T) {
 	req := Request{"abcdefghij", " xyz"}
-	seq, contLen, err := TokenizeRequest(zsByteTok{}, req, 6)
+	tz, err := TokenizeRequest(zsByteTok{}, req, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// context " abcdefghij", continuation "  xyz" (dummy prefix + delimiter): 11 + 5 tokens → last 7.
 	want := []int{'i' + 3, 'j' + 3, ' ' + 3, ' ' + 3, 'x' + 3, 'y' + 3, 'z' + 3}
-	if !slices.Equal(seq, want) || contLen != 5 {
-		t.Errorf("got %v (cont %d), want %v (cont 5)", seq, contLen, want)
+	if !slices.Equal(tz.Tokens, want) || tz.ContLen != 5 || !tz.ContextCut || tz.ContinuationCut {
+		t.Errorf("got %+v, want %v (cont 5, context cut)", tz, want)
 	}
-	if _, _, err := TokenizeRequest(zsByteTok{}, Request{"a", " too long"}, 4); err == nil || !strings.Contains(err.Error(), "context length") {
-		t.Errorf("continuation longer than the context length: err = %v", err)
+	// A continuation longer than the context length (lm-eval asserts): its last 4 tokens are scored.
+	tz, err = TokenizeRequest(zsByteTok{}, Request{"a", " too long"}, 4)
+	if err != nil || tz.ContLen != 4 || !tz.ContinuationCut || !slices.Equal(tz.Tokens, []int{' ' + 3, 'l' + 3, 'o' + 3, 'n' + 3, 'g' + 3}) {
+		t.Errorf("long continuation: %+v, %v", tz, err)
 	}
-	seq, _, err = TokenizeRequest(zsByteTok{}, Request{"", " a"}, 8)
-	if err != nil || seq[0] != 2 {
-		t.Errorf("empty context must become [EOS]: %v %v", seq, err)
+	tz, err = TokenizeRequest(zsByteTok{}, Request{"", " a"}, 8)
+	if err != nil || tz.Tokens[0] != 2 || tz.ContextCut {
+		t.Errorf("empty context must become [EOS]: %+v %v", tz, err)
+	}
+	if _, err := TokenizeRequest(zsByteTok{}, Request{"a", " b"}, 0); err == nil {
+		t.Error("context length 0 accepted")
 	}
 	// Through ZeroShot the scorer never sees more than MaxLength+1 tokens.
 	scorer := &zsStubScorer{}
 	dir := testdata.Path(t, lmEvalDocsDir)
-	if _, err := ZeroShot(scorer, zsByteTok{}, ZeroShotOptions{DataDir: dir, Tasks: []string{"boolq"}, Limit: 3, MaxLength: 40}); err != nil {
+	res, err := ZeroShot(scorer, zsByteTok{}, ZeroShotOptions{DataDir: dir, Tasks: []string{"boolq"}, Limit: 3, MaxLength: 40})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if scorer.maxLen != 41 {
 		t.Errorf("longest scored sequence %d tokens, want 41", scorer.maxLen)
+	}
+	if r := res.Tasks["boolq"]; r.ContextCut != 6 || r.ContinuationCut != 0 {
+		t.Errorf("boolq: %d contexts cut, %d continuations cut; want 6, 0", r.ContextCut, r.ContinuationCut)
 	}
 }
 

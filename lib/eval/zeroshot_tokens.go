@@ -4,6 +4,21 @@ import (
 	"github.com/pkg/errors"
 )
 
+// Tokenized is a request as token ids.
+type Tokenized struct {
+	// Tokens is context_enc + continuation_enc, left-truncated to at most maxLength+1 tokens.
+	Tokens []int
+	// ContLen is the number of scored tokens at the end of Tokens (the continuation's).
+	ContLen int
+	// ContextCut is set when tokens were dropped from the left of the context (as lm-eval does).
+	ContextCut bool
+	// ContinuationCut is set when the continuation alone is longer than maxLength: only its last
+	// maxLength tokens are scored. lm-eval stops with an assertion error on such a request; this
+	// happens only with models of a short context (e.g. 512-token stories260K on long PIQA
+	// solutions), never for LLaMA's 2048.
+	ContinuationCut bool
+}
+
 // TokenizeRequest turns a request into the token sequence lm-eval feeds a causal model and the
 // number of continuation tokens at its end, as lm-eval 4d21ab6 does for hf-causal models
 // (BaseLM.loglikelihood and _loglikelihood_tokens):
@@ -23,36 +38,40 @@ import (
 // context carries its own dummy prefix at its start. tokenizer.Tokenizer.Encode is specified to add
 // the dummy prefix exactly like that (llama2.c tokenizers do the same: run.c prepends " "), so
 // calling Encode on each part reproduces lm-eval's ids; no stripping or re-spacing is done here.
-func TokenizeRequest(tok Encoder, req Request, maxLength int) (seq []int, contLen int, err error) {
+func TokenizeRequest(tok Encoder, req Request, maxLength int) (Tokenized, error) {
 	ctx, err := encodeCached(tok, nil, req.Context, true)
 	if err != nil {
-		return nil, 0, errors.WithMessage(err, "context")
+		return Tokenized{}, errors.WithMessage(err, "context")
 	}
 	cont, err := encodeCached(tok, nil, req.Continuation, false)
 	if err != nil {
-		return nil, 0, errors.WithMessage(err, "continuation")
+		return Tokenized{}, errors.WithMessage(err, "continuation")
 	}
 	return joinTokens(ctx, cont, maxLength, req)
 }
 
 // joinTokens concatenates encoded context and continuation and left-truncates to maxLength+1.
-func joinTokens(ctx, cont []int, maxLength int, req Request) ([]int, int, error) {
+func joinTokens(ctx, cont []int, maxLength int, req Request) (Tokenized, error) {
+	if maxLength < 1 {
+		return Tokenized{}, errors.Errorf("context length %d must be positive", maxLength)
+	}
 	if len(ctx) == 0 {
-		return nil, 0, errors.Errorf("context %q encodes to no tokens", abbrevText(req.Context))
+		return Tokenized{}, errors.Errorf("context %q encodes to no tokens", abbrevText(req.Context))
 	}
 	if len(cont) == 0 {
-		return nil, 0, errors.Errorf("continuation %q encodes to no tokens", abbrevText(req.Continuation))
-	}
-	if len(cont) > maxLength {
-		return nil, 0, errors.Errorf("continuation %q has %d tokens, more than the model's context length %d",
-			abbrevText(req.Continuation), len(cont), maxLength)
+		return Tokenized{}, errors.Errorf("continuation %q encodes to no tokens", abbrevText(req.Continuation))
 	}
 	whole := make([]int, 0, len(ctx)+len(cont))
 	whole = append(append(whole, ctx...), cont...)
+	r := Tokenized{Tokens: whole, ContLen: len(cont)}
 	if len(whole) > maxLength+1 {
-		whole = whole[len(whole)-(maxLength+1):]
+		r.Tokens = whole[len(whole)-(maxLength+1):]
+		r.ContextCut = true
 	}
-	return whole, len(cont), nil
+	if len(cont) > maxLength {
+		r.ContLen, r.ContinuationCut = maxLength, true
+	}
+	return r, nil
 }
 
 func abbrevText(s string) string {
