@@ -23,7 +23,7 @@ import torch
 DATA = os.environ["LLMPRUNER_DATA"]
 GOLDEN = os.environ.get("LLMPRUNER_GOLDEN", os.path.join(os.path.dirname(os.path.normpath(DATA)), "golden"))
 MODEL = os.path.join(GOLDEN, "tiny-llama-mha")
-PREFIX_BYTES = 30000  # evaluation texts are cut to this many bytes (at a character boundary)
+PREFIX_BYTES = 8000  # evaluation texts are cut to this many bytes (at a character boundary)
 
 
 def read_safetensors(path):
