@@ -153,7 +153,97 @@ expected["conversions"] = {
     "float16": describe(src.to(torch.float16)),
 }
 
+
+# llama2.c files (written here with struct, following llama2.c's export.py layouts) of one small
+# GQA model, and the tensors they must give in Hugging Face layout: q/k rows permuted from
+# interleaved RoPE pairs to rotate_half with w.view(h, d1 // h // 2, 2, d2).transpose(1, 2).
+def llama2c_weights(dim=8, hidden=12, layers=2, heads=2, kv=1, vocab=10, seq=4, tied=True):
+    hd = dim // heads
+    L = range(layers)
+    w = {
+        "emb": small(vocab, dim), "attn_norm": [small(dim) for _ in L], "ffn_norm": [small(dim) for _ in L],
+        "wq": [small(dim, dim) for _ in L], "wk": [small(kv * hd, dim) for _ in L], "wv": [small(kv * hd, dim) for _ in L],
+        "wo": [small(dim, dim) for _ in L], "w1": [small(hidden, dim) for _ in L], "w2": [small(dim, hidden) for _ in L],
+        "w3": [small(hidden, dim) for _ in L], "norm": small(dim), "cos": small(seq, hd // 2), "sin": small(seq, hd // 2),
+    }
+    w["cls"] = w["emb"] if tied else small(vocab, dim)
+    return dict(dim=dim, hidden=hidden, layers=layers, heads=heads, kv=kv, vocab=vocab, seq=seq, tied=tied), w
+
+
+def f32(t):
+    return t.detach().to(torch.float32).contiguous().numpy().tobytes()
+
+
+def quantize_q80(t, gs):
+    g = t.reshape(-1, gs).to(torch.float32)
+    scale = g.abs().max(dim=1).values / 127.0
+    q = torch.round(g / scale[:, None]).to(torch.int8)
+    return q.reshape(-1), scale, (q.to(torch.float32) * scale[:, None]).reshape(t.shape)
+
+
+def write_llama2c(fname, version, p, w):
+    matrices = [w["emb"], *w["wq"], *w["wk"], *w["wv"], *w["wo"], *w["w1"], *w["w2"], *w["w3"]]
+    if not p["tied"]:
+        matrices.append(w["cls"])
+    ints = [p["dim"], p["hidden"], p["layers"], p["heads"], p["kv"], p["vocab"], p["seq"]]
+    dequant = {}
+    with open(os.path.join(OUT, fname), "wb") as f:
+        if version == 0:
+            ints[5] = p["vocab"] if p["tied"] else -p["vocab"]
+            f.write(struct.pack("<7i", *ints))
+            for t in [w["emb"], *w["attn_norm"], *w["wq"], *w["wk"], *w["wv"], *w["wo"], *w["ffn_norm"],
+                      *w["w1"], *w["w2"], *w["w3"], w["norm"], w["cos"], w["sin"]] + ([] if p["tied"] else [w["cls"]]):
+                f.write(f32(t))
+        else:
+            f.write(struct.pack("<Ii7iB", 0x616B3432, version, *ints, int(p["tied"])))
+            gs = 8
+            if version == 2:
+                f.write(struct.pack("<i", gs))
+            f.write(b"\0" * (256 - f.tell()))
+            for t in [*w["attn_norm"], *w["ffn_norm"], w["norm"]]:
+                f.write(f32(t))
+            if version == 1:
+                for t in matrices:
+                    f.write(f32(t))
+            else:
+                scales = []
+                for t in matrices:
+                    q, s, dq = quantize_q80(t, gs)
+                    f.write(q.numpy().tobytes())
+                    scales.append(s)
+                    dequant[id(t)] = dq
+                for s in scales:
+                    f.write(f32(s))
+    get = lambda t: dequant.get(id(t), t)
+
+    def perm(t, n):
+        d1, d2 = t.shape
+        return t.view(n, d1 // n // 2, 2, d2).transpose(1, 2).reshape(d1, d2)
+
+    hf = {"model.embed_tokens.weight": get(w["emb"]), "model.norm.weight": w["norm"]}
+    for i in range(p["layers"]):
+        pre = f"model.layers.{i}."
+        hf[pre + "input_layernorm.weight"] = w["attn_norm"][i]
+        hf[pre + "post_attention_layernorm.weight"] = w["ffn_norm"][i]
+        hf[pre + "self_attn.q_proj.weight"] = perm(get(w["wq"][i]), p["heads"])
+        hf[pre + "self_attn.k_proj.weight"] = perm(get(w["wk"][i]), p["kv"])
+        hf[pre + "self_attn.v_proj.weight"] = get(w["wv"][i])
+        hf[pre + "self_attn.o_proj.weight"] = get(w["wo"][i])
+        hf[pre + "mlp.gate_proj.weight"] = get(w["w1"][i])
+        hf[pre + "mlp.down_proj.weight"] = get(w["w2"][i])
+        hf[pre + "mlp.up_proj.weight"] = get(w["w3"][i])
+    if not p["tied"]:
+        hf["lm_head.weight"] = get(w["cls"])
+    record(fname, hf)
+
+
+p_tied, w_tied = llama2c_weights(tied=True)
+p_untied, w_untied = llama2c_weights(tied=False)
+for version in (0, 1, 2):
+    write_llama2c(f"l2c_v{version}_tied.bin", version, p_tied, w_tied)
+    write_llama2c(f"l2c_v{version}_untied.bin", version, p_untied, w_untied)
+
 with open(os.path.join(OUT, "expected.json"), "w") as f:
-    json.dump(expected, f, indent=1, sort_keys=True)
+    json.dump(expected, f, separators=(",", ":"), sort_keys=True)
     f.write("\n")
 print("wrote fixtures to", os.path.normpath(OUT), "torch", torch.__version__, file=sys.stderr)

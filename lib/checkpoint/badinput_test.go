@@ -136,12 +136,18 @@ func TestBadInputCatalogue(t *testing.T) {
 			}
 			return p
 		}, []string{"l2c.bin"}},
-		{"llama2.c version 2", func() string {
+		{"llama2.c version 3", func() string {
+			h := make([]byte, 300)
+			binary.LittleEndian.PutUint32(h, llama2cMagic)
+			binary.LittleEndian.PutUint32(h[4:], 3)
+			return writeTemp(t, dir, "v3.bin", h)
+		}, []string{"v3.bin", "version 3"}},
+		{"llama2.c version 2 with a bad group size", func() string {
 			h := make([]byte, 300)
 			binary.LittleEndian.PutUint32(h, llama2cMagic)
 			binary.LittleEndian.PutUint32(h[4:], 2)
 			return writeTemp(t, dir, "v2.bin", h)
-		}, []string{"v2.bin", "version 2"}},
+		}, []string{"v2.bin", "group size"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

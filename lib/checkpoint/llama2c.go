@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 
@@ -31,6 +32,7 @@ type llama2cHeader struct {
 	Dim, Hidden, Layers, Heads, KVHeads, Vocab, SeqLen int
 	Shared                                             bool // classifier tied to the embeddings
 	Version                                            int
+	GroupSize                                          int // Q8_0 group size (version 2)
 }
 
 // parseLlama2CV0 reads the 7-int32 legacy header (negative vocab = untied classifier).
@@ -65,11 +67,25 @@ func (h llama2cHeader) validate() error {
 	return nil
 }
 
+// checkGroupSize validates the Q8_0 group size of a version 2 file: every quantized matrix must
+// split into whole groups.
+func (h llama2cHeader) checkGroupSize() error {
+	g := h.GroupSize
+	if g <= 0 || h.Dim%g != 0 {
+		return errors.Errorf("invalid Q8_0 group size %d (dim %d)", g, h.Dim)
+	}
+	return nil
+}
+
 // llama2cTensor is one tensor's place in the file.
 type llama2cTensor struct {
 	info    TensorInfo
-	offset  int64
-	permute int // >0: permute rows from interleaved-pair RoPE to rotate_half with this many heads
+	offset  int64 // float32 data, or int8 data when quantized
+	permute int   // >0: permute rows from interleaved-pair RoPE to rotate_half with this many heads
+	// Q8_0 (version 2): int8 values at offset, one float32 scale per group at scaleOffset.
+	quantized   bool
+	scaleOffset int64
+	groupSize   int
 }
 
 // layout lists the tensors in file order starting at base and returns the end offset.
@@ -79,25 +95,30 @@ func (h llama2cHeader) layout(path string, base int64) ([]llama2cTensor, int64) 
 	kvD := h.KVHeads * hd
 	var out []llama2cTensor
 	off := base
+	quantized := false // set while laying out version 2's int8 matrices
 	add := func(name string, permute int, shape ...int) {
 		n := int64(1)
 		for _, d := range shape {
 			n *= int64(d)
 		}
-		out = append(out, llama2cTensor{TensorInfo{Name: name, DType: dtypes.Float32, Shape: shape, File: path}, off, permute})
-		off += 4 * n
+		out = append(out, llama2cTensor{info: TensorInfo{Name: name, DType: dtypes.Float32, Shape: shape, File: path},
+			offset: off, permute: permute, quantized: quantized, groupSize: h.GroupSize})
+		if quantized {
+			off += n
+		} else {
+			off += 4 * n
+		}
 	}
 	perLayer := func(format string, permute int, shape ...int) {
 		for i := range L {
 			add(fmt.Sprintf(format, i), permute, shape...)
 		}
 	}
-	skip := func(n int64) { off += 4 * n }
 	embed := func() { add("model.embed_tokens.weight", 0, V, D) }
 	attnNorm := func() { perLayer("model.layers.%d.input_layernorm.weight", 0, D) }
 	ffnNorm := func() { perLayer("model.layers.%d.post_attention_layernorm.weight", 0, D) }
 	finalNorm := func() { add("model.norm.weight", 0, D) }
-	matrices := func() {
+	attention := func() {
 		perLayer("model.layers.%d.self_attn.q_proj.weight", h.Heads, D, D)
 		perLayer("model.layers.%d.self_attn.k_proj.weight", h.KVHeads, kvD, D)
 		perLayer("model.layers.%d.self_attn.v_proj.weight", 0, kvD, D)
@@ -108,26 +129,47 @@ func (h llama2cHeader) layout(path string, base int64) ([]llama2cTensor, int64) 
 		perLayer("model.layers.%d.mlp.down_proj.weight", 0, D, F)
 		perLayer("model.layers.%d.mlp.up_proj.weight", 0, F, D)
 	}
-	if h.Version == 0 {
-		// run.c order: embeddings, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, freq_cis.
-		embed()
-		attnNorm()
-		matrices()
-		ffnNorm()
-		mlp()
-		finalNorm()
-		skip(int64(h.SeqLen) * int64(hd)) // freq_cis_real and freq_cis_imag, [seq_len, head_dim/2] each
-	} else {
-		// version 1: norms first, then embeddings, attention and MLP matrices.
-		attnNorm()
-		ffnNorm()
-		finalNorm()
-		embed()
-		matrices()
-		mlp()
+	classifier := func() {
+		if !h.Shared {
+			add("lm_head.weight", 0, V, D)
+		}
 	}
-	if !h.Shared {
-		add("lm_head.weight", 0, V, D)
+	switch h.Version {
+	case 0:
+		// run.c order: embeddings, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final,
+		// freq_cis_real and freq_cis_imag ([seq_len, head_dim/2] each, unused), classifier.
+		embed()
+		attnNorm()
+		attention()
+		ffnNorm()
+		mlp()
+		finalNorm()
+		off += 4 * int64(h.SeqLen) * int64(hd)
+		classifier()
+	case 1:
+		attnNorm()
+		ffnNorm()
+		finalNorm()
+		embed()
+		attention()
+		mlp()
+		classifier()
+	case 2:
+		// Norms in float32, then every matrix as int8, then all their float32 group scales.
+		attnNorm()
+		ffnNorm()
+		finalNorm()
+		first := len(out)
+		quantized = true
+		embed()
+		attention()
+		mlp()
+		classifier()
+		for i := first; i < len(out); i++ {
+			n, _ := numElements(out[i].info.Shape)
+			out[i].scaleOffset = off
+			off += 4 * (n / int64(h.GroupSize))
+		}
 	}
 	return out, off
 }
@@ -152,7 +194,8 @@ type llama2cReader struct {
 	tensors map[string]llama2cTensor
 }
 
-// OpenLlama2C opens a llama2.c checkpoint (legacy v0 header, or "ak42" version 1 float32 files).
+// OpenLlama2C opens a llama2.c checkpoint: the legacy v0 header, or an "ak42" file of version 1
+// (float32) or 2 (Q8_0 int8 groups, dequantized to float32 on read).
 // The returned Reader implements ConfigSource; it serves tensors under Hugging Face names with
 // q/k rows permuted from llama2.c's interleaved-pair RoPE to HF's rotate_half layout, and
 // lm_head.weight only when the classifier is not shared.
@@ -197,16 +240,22 @@ func newLlama2CReader(path string, f *os.File) (*llama2cReader, error) {
 	switch {
 	case n >= 8 && binary.LittleEndian.Uint32(buf) == llama2cMagic:
 		version := int(int32(binary.LittleEndian.Uint32(buf[4:])))
-		if version != 1 {
-			return nil, errors.Errorf("%s: llama2.c file version %d is not supported (only float32 version 0 and 1; version 2 is int8-quantized)", path, version)
+		if version != 1 && version != 2 {
+			return nil, errors.Errorf("%s: llama2.c file version %d is not supported (supported: 0, 1 and 2)", path, version)
 		}
 		if n < llama2cV1HeaderSize {
-			return nil, errors.Errorf("%s: llama2.c version 1 file too short for its %d-byte header (%d bytes)", path, llama2cV1HeaderSize, size)
+			return nil, errors.Errorf("%s: llama2.c version %d file too short for its %d-byte header (%d bytes)", path, version, llama2cV1HeaderSize, size)
 		}
 		h = parseLlama2CV0(buf[8:])
 		h.Shared = buf[36] != 0
-		h.Version = 1
+		h.Version = version
 		base = llama2cV1HeaderSize
+		if version == 2 {
+			h.GroupSize = int(int32(binary.LittleEndian.Uint32(buf[37:])))
+			if err := h.checkGroupSize(); err != nil {
+				return nil, errors.WithMessagef(err, "%s", path)
+			}
+		}
 	case n >= 28:
 		h = parseLlama2CV0(buf)
 		base = 28
@@ -276,7 +325,12 @@ func (r *llama2cReader) Read(name string) (*tensors.Tensor, error) {
 	t := tensors.FromShape(shapes.Make(dtypes.Float32, e.info.Shape...))
 	var readErr error
 	err := t.MutableBytes(func(buf []byte) {
-		if readErr = readFullAt(r.f, buf, e.offset); readErr == nil && e.permute > 0 {
+		if e.quantized {
+			readErr = r.dequantize(e, buf)
+		} else {
+			readErr = readFullAt(r.f, buf, e.offset)
+		}
+		if readErr == nil && e.permute > 0 {
 			permuteRotaryRows(buf, e.permute, e.info.Shape[0], e.info.Shape[1]*4)
 		}
 	})
@@ -288,6 +342,24 @@ func (r *llama2cReader) Read(name string) (*tensors.Tensor, error) {
 		return nil, errors.Wrapf(err, "%s: reading tensor %q", r.path, name)
 	}
 	return t, nil
+}
+
+// dequantize reads a Q8_0 matrix into dst (float32 bytes): value = int8 · scale of its group.
+func (r *llama2cReader) dequantize(e llama2cTensor, dst []byte) error {
+	n := len(dst) / 4
+	q := make([]byte, n)
+	if err := readFullAt(r.f, q, e.offset); err != nil {
+		return err
+	}
+	scales := make([]byte, 4*(n/e.groupSize))
+	if err := readFullAt(r.f, scales, e.scaleOffset); err != nil {
+		return err
+	}
+	for i := range n {
+		s := math.Float32frombits(binary.LittleEndian.Uint32(scales[4*(i/e.groupSize):]))
+		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(float32(int8(q[i]))*s))
+	}
+	return nil
 }
 
 // Close implements Reader.

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
@@ -61,5 +62,29 @@ func TestLlama2CMatchesHFGolden(t *testing.T) {
 		if maxDiff > 1e-7 {
 			t.Errorf("%s: max |Δ| %g vs golden", ri[i].Name, maxDiff)
 		}
+	}
+}
+
+// TestLlama2CFormats reads llama2.c files of versions 0, 1 and 2 (Q8_0), tied and untied, written
+// by scripts/checkpoint_fixtures.py, and compares with the HF-layout tensors torch computed.
+func TestLlama2CFormats(t *testing.T) {
+	expected := loadExpected(t)
+	for _, name := range []string{"l2c_v0_tied.bin", "l2c_v0_untied.bin", "l2c_v1_tied.bin", "l2c_v1_untied.bin", "l2c_v2_tied.bin", "l2c_v2_untied.bin"} {
+		t.Run(name, func(t *testing.T) {
+			if f, err := DetectFormat("testdata/" + name); err != nil || f != FormatLlama2C {
+				t.Fatalf("DetectFormat = %q, %v", f, err)
+			}
+			cfg, r, err := LoadLlama2C("testdata/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			tied := !strings.Contains(name, "untied")
+			if cfg.Hidden != 8 || cfg.NumLayers() != 2 || cfg.Heads[1] != 2 || cfg.KVHeads[1] != 1 || cfg.Inter[0] != 12 ||
+				cfg.Vocab != 10 || cfg.HeadDim != 4 || cfg.MaxPositions != 4 || cfg.TieEmbed != tied || cfg.BOS != 1 || cfg.EOS[0] != 2 {
+				t.Errorf("config %s (max pos %d)", cfg, cfg.MaxPositions)
+			}
+			checkAgainst(t, r, expected[name])
+		})
 	}
 }
