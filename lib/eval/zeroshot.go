@@ -1,3 +1,13 @@
+// Package eval measures language models the way the LLM-Pruner paper does: perplexity
+// (Perplexity), zero-shot accuracy on BoolQ, PIQA, HellaSwag, WinoGrande, ARC-e, ARC-c and
+// OpenBookQA with lm-evaluation-harness's protocol (ZeroShot, MarkdownTable), and model statistics
+// (Stats for parameters and MACs, MeasureLatency for timings).
+//
+// A zero-shot run on a loaded model:
+//
+//	res, err := eval.ZeroShot(m, m.Tokenizer, eval.ZeroShotOptions{
+//		DataDir: "data/zeroshot/lm-eval-docs", Limit: eval.NoLimit, MaxLength: m.Config.MaxPositions - 1})
+//	table, err := eval.MarkdownTable([]eval.ModelResult{{Name: "dense", Result: res}}, false)
 package eval
 
 import (
@@ -36,8 +46,11 @@ type ZeroShotOptions struct {
 	// BatchSize is the number of sequences per scorer call (0: DefaultBatchSize).
 	BatchSize int
 	// MaxLength is the model's context length, lm-eval's max_length (LLaMA: max_position_embeddings):
-	// a context+continuation longer than MaxLength+1 tokens loses tokens on the left. 0 means
-	// DefaultMaxLength.
+	// a context+continuation longer than MaxLength+1 tokens loses tokens on the left, so the scorer
+	// gets sequences of up to MaxLength+1 tokens (the last one is only a target). 0 means
+	// DefaultMaxLength. Note: lib/models' TokenLogProbs currently rejects sequences longer than
+	// max_position_embeddings, so pass m.Config.MaxPositions-1 there; that differs from lm-eval
+	// only for the rare documents longer than the model's context (one more context token cut).
 	MaxLength int
 	// Progress, when set, is called after every scorer call.
 	Progress func(Progress)

@@ -18,7 +18,7 @@ import (
 func TestStories260KZeroShotMatchesDirectScoring(t *testing.T) {
 	m := loadStories260K(t)
 	dir := testdata.Path(t, lmEvalDocsDir)
-	const limit = 3
+	const limit = 2
 	res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{DataDir: dir, Limit: limit, MaxLength: m.Config.MaxPositions - 1})
 	if err != nil {
 		t.Fatal(err)
@@ -116,4 +116,47 @@ func TestStories260KZeroShotFull(t *testing.T) {
 			t.Errorf("%s: %.4f is implausible for a 260K-parameter model", name, r.Score())
 		}
 	}
+}
+
+// BenchmarkStories260KZeroShot scores the first 10 documents of every task on stories260K and
+// reports lm-eval requests per second.
+func BenchmarkStories260KZeroShot(b *testing.B) {
+	m := loadStories260K(b)
+	dir := testdata.Path(b, lmEvalDocsDir)
+	var requests int
+	var elapsed time.Duration
+	for b.Loop() {
+		res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{DataDir: dir, Limit: 10, MaxLength: m.Config.MaxPositions - 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		requests += res.Requests
+		elapsed += res.Elapsed
+	}
+	b.ReportMetric(PerSecond(requests, elapsed), "requests/s")
+}
+
+// Stats of the real stories260K agree with the loaded store, and a forward pass is timed.
+func TestStories260KStatsAndLatency(t *testing.T) {
+	m := loadStories260K(t)
+	s, err := Stats(m.Config, 64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(s.Params) != m.Store.NumParameters() {
+		t.Errorf("Stats counts %d parameters, the loaded store holds %d", s.Params, m.Store.NumParameters())
+	}
+	seq := make([]int, 64)
+	for i := range seq {
+		seq[i] = 1 // all-ones input, as test_speedup.py
+	}
+	lat, err := MeasureLatency(func() error {
+		_, _, err := m.TokenLogProbs([][]int{seq})
+		return err
+	}, 2, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stories260K: %s params, %s MACs at (1, 64); forward+scoring latency %v (%.0f tokens/s)",
+		FormatParams(s.Params), FormatMACs(s.MACs), lat, PerSecond(64, lat.Median))
 }
