@@ -58,11 +58,27 @@ func VariableF32(store *model.Store, g *Graph, hfName string) *Node {
 	if v == nil {
 		exceptions.Panicf("model has no tensor %q (variable %s)", hfName, VarPath(hfName))
 	}
-	n := v.NodeValue(g)
+	n := VariableNode(store, v, g)
 	if n.DType() != dtypes.Float32 {
 		n = ConvertDType(n, dtypes.Float32)
 	}
 	return n
+}
+
+// VariableNode returns the node in g of v (a variable of store) as a graph parameter, never as an embedded constant.
+//
+// In graphs not marked as training, GoMLX embeds variable values as constants on backends that
+// prefer it (the Go backend does): every compiled graph would then hold its own copy of all the
+// weights and keep computing with the values of compile time even after Variable.SetValue.
+// Marking the graph as training while the node is created (the node is then cached per graph)
+// keeps the weights as parameters; the previous training flag is restored.
+func VariableNode(store *model.Store, v *model.Variable, g *Graph) *Node {
+	if store.IsTraining(g) {
+		return v.NodeValue(g)
+	}
+	store.SetTraining(g, true)
+	defer store.SetTraining(g, false)
+	return v.NodeValue(g)
 }
 
 // Linear is the default Hooks.Linear: x·Wᵀ + b for a PyTorch-layout weight [out, in] and an
