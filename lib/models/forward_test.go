@@ -182,3 +182,28 @@ func TestBF16AgreesWithUpcast(t *testing.T) {
 		}
 	}
 }
+
+// TestVariableUpdatesReachCompiledGraphs: changing a weight's value (same shape) changes what an
+// already compiled graph computes — weights are graph parameters, not embedded constants.
+func TestVariableUpdatesReachCompiledGraphs(t *testing.T) {
+	cfg := nonUniformConfig()
+	m := modelFromReader(t, cfg, randomWeights(cfg, 13))
+	seqs := [][]int{{1, 5, 7}}
+	before, err := m.Logits(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := m.Store.GetVariable(VarPath("model.norm.weight"))
+	if err := v.SetValue(tensors.FromFlatDataAndDimensions(make([]float32, cfg.Hidden), cfg.Hidden)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := m.Logits(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range after[0][2] {
+		if x != 0 { // a zero final norm zeroes every logit
+			t.Fatalf("logits after zeroing model.norm.weight: %v (before: %v)", after[0][2][:4], before[0][2][:4])
+		}
+	}
+}
