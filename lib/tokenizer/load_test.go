@@ -152,7 +152,8 @@ func TestEncodeRejectsInvalidUTF8(t *testing.T) {
 	}
 }
 
-// Decoding byte pieces that do not form valid UTF-8 gives U+FFFD for each bad byte.
+// Decoding byte pieces that do not form valid UTF-8 gives U+FFFD for each bad byte, as the
+// SentencePiece library does (python sentencepiece 0.1.97: decode([229, 148, 263, 258]) == "\ufffd\ufffd a\ufffd").
 func TestDecodeInvalidBytes(t *testing.T) {
 	sp, err := LoadSentencePiece(testdata.Path(t, "tokenizers/llama2/tokenizer.model"))
 	if err != nil {

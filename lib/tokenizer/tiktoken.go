@@ -143,7 +143,8 @@ func (t *Tiktoken) appendPieceIDs(ids []int, piece string) []int {
 }
 
 // Decode concatenates the tokens' bytes, skipping special tokens (HF's skip_special_tokens=True)
-// and ids outside the vocabulary; invalid UTF-8 bytes become U+FFFD.
+// and ids outside the vocabulary; invalid UTF-8 becomes U+FFFD as in tiktoken and HF (one per
+// maximal invalid subsequence).
 func (t *Tiktoken) Decode(ids []int) string {
 	var buf []byte
 	for _, id := range ids {
@@ -152,7 +153,7 @@ func (t *Tiktoken) Decode(ids []int) string {
 		}
 		buf = append(buf, t.tokens[id]...)
 	}
-	return validUTF8(buf)
+	return lossyUTF8(buf)
 }
 
 // Piece is the token of id: its bytes (shown as a string) or the special token's name.

@@ -94,3 +94,26 @@ func idsSHA256(ids []int) string {
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])
 }
+
+// Byte tokens that do not form valid UTF-8 decode as Python's bytes.decode(errors="replace"):
+// b"\xe2\x91 a\xff" → "\ufffd a\ufffd"; b"\xe2\x91\xff\xff\xf0\x9f\x91" → four U+FFFD.
+func TestTiktokenDecodeInvalidBytes(t *testing.T) {
+	tok := loadLlama3(t)
+	ids := func(parts ...string) []int {
+		var out []int
+		for _, p := range parts {
+			id, ok := tok.PieceID(p)
+			if !ok {
+				t.Fatalf("no token %q", p)
+			}
+			out = append(out, id)
+		}
+		return out
+	}
+	if got := tok.Decode(ids("\xe2", "\x91", " a", "\xff")); got != "\uFFFD a\uFFFD" {
+		t.Errorf("Decode = %q", got)
+	}
+	if got := tok.Decode(ids("\xe2", "\x91", "\xff", "\xff", "\xf0", "\x9f", "\x91")); got != strings.Repeat("\uFFFD", 4) {
+		t.Errorf("Decode = %q", got)
+	}
+}
