@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
 
@@ -24,13 +25,15 @@ type Format string
 
 // Formats recognised by DetectFormat.
 const (
-	FormatSafetensors  Format = "safetensors"
-	FormatPyTorchZip   Format = "pytorch-zip"
-	FormatPyTorchOld   Format = "pytorch-legacy"
-	FormatLlama2C      Format = "llama2.c"
-	FormatUnknown      Format = ""
-	formatIndexJSONExt        = ".index.json"
+	FormatSafetensors Format = "safetensors"
+	FormatPyTorchZip  Format = "pytorch-zip"
+	FormatPyTorchOld  Format = "pytorch-legacy"
+	FormatLlama2C     Format = "llama2.c"
+	FormatUnknown     Format = ""
 )
+
+// formatIndexJSONExt ends the name of a shard index file.
+const formatIndexJSONExt = ".index.json"
 
 // Open opens a checkpoint: a Hugging Face model directory (model.safetensors,
 // model.safetensors.index.json + shards, pytorch_model.bin, pytorch_model.bin.index.json + shards,
@@ -61,6 +64,29 @@ func Open(path string) (Reader, error) {
 		return OpenLlama2C(path)
 	}
 	return nil, errors.Errorf("%s: unrecognised checkpoint format (expected safetensors, a PyTorch zip or legacy .bin, or a llama2.c .bin)", path)
+}
+
+// OpenWithConfig opens a model's weights and its configuration: a llama2.c .bin (the config
+// comes from its header), or a Hugging Face directory, index or weights file whose config.json
+// lies in the same directory.
+func OpenWithConfig(path string) (*config.Config, Reader, error) {
+	r, err := Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cs, ok := r.(ConfigSource); ok {
+		return cs.Config(), r, nil
+	}
+	dir := path
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		dir = filepath.Dir(path)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "config.json"))
+	if err != nil {
+		_ = r.Close()
+		return nil, nil, errors.WithMessagef(err, "model %s", path)
+	}
+	return cfg, r, nil
 }
 
 func openDir(dir string) (Reader, error) {

@@ -181,3 +181,26 @@ func TestDetectSafetensorsLookingLikePickle(t *testing.T) {
 	}
 	_ = r.Close()
 }
+
+func TestOpenWithConfig(t *testing.T) {
+	cfg, r, err := OpenWithConfig(testdata.Path(t, "models/tiny-random-llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	if cfg.Hidden != 16 || cfg.NumLayers() != 2 || cfg.Vocab != 32000 || cfg.TieEmbed {
+		t.Errorf("config %s", cfg)
+	}
+	cfg, r, err = OpenWithConfig(testdata.Path(t, "models/stories260K/stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	if cfg.Hidden != 64 || !cfg.TieEmbed {
+		t.Errorf("config %s", cfg)
+	}
+	// Weights without a config.json beside them.
+	if _, _, err := OpenWithConfig("testdata/st_python.safetensors"); err == nil || !strings.Contains(err.Error(), "config.json") {
+		t.Errorf("missing config.json: %v", err)
+	}
+}

@@ -116,8 +116,13 @@ func openIndexed(indexPath string, openShard func(path string) (Reader, error)) 
 		}
 		byFile[f] = have
 	}
-	for name, file := range idx.WeightMap {
-		if !byFile[file][name] {
+	listed := make([]string, 0, len(idx.WeightMap))
+	for name := range idx.WeightMap {
+		listed = append(listed, name)
+	}
+	sort.Strings(listed)
+	for _, name := range listed {
+		if file := idx.WeightMap[name]; !byFile[file][name] {
 			closeAll()
 			return nil, errors.Errorf("%s lists tensor %q in %s, but that shard does not hold it", indexPath, name, filepath.Join(dir, file))
 		}
