@@ -57,10 +57,15 @@ func runEvalPPL(e *env, args []string) error {
 	if err := e.requireModel(); err != nil {
 		return err
 	}
+	// Every set is read before the model is loaded, so that a bad file fails fast.
 	sets := make([]data.TextSet, len(specs))
+	texts := make([]string, len(specs))
 	for i, spec := range specs {
 		set, err := data.ParseTextSet(spec, os.Getenv(data.DataDirEnv))
 		if err != nil {
+			return err
+		}
+		if texts[i], err = set.Read(); err != nil {
 			return err
 		}
 		sets[i] = set
@@ -70,12 +75,8 @@ func runEvalPPL(e *env, args []string) error {
 		return err
 	}
 	var results []pplOutput
-	for _, set := range sets {
-		text, err := set.Read()
-		if err != nil {
-			return err
-		}
-		res, err := e.perplexity(m, set, text, *seqLen, *batch)
+	for i, set := range sets {
+		res, err := e.perplexity(m, set, texts[i], *seqLen, *batch)
 		if err != nil {
 			return err
 		}

@@ -75,10 +75,31 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 
 // reportError prints err as the single line "llmpruner: <command>: <message>".
 func reportError(w io.Writer, cmdName string, err error) {
-	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+	msg := oneLine(err.Error())
 	if cmdName == "llmpruner" {
 		fmt.Fprintf(w, "llmpruner: %s\n", msg)
 		return
 	}
 	fmt.Fprintf(w, "llmpruner: %s: %s\n", cmdName, msg)
+}
+
+// oneLine joins a multi-line message into one line: lines after one ending in ":" are joined
+// with a space, others with "; ".
+func oneLine(msg string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }

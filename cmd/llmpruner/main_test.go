@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// binary is the llmpruner executable built once by TestMain; the tests run it as a
+// cliBinary is the llmpruner executable built once by TestMain; the tests run it as a
 // subprocess, exactly as a user would.
-var binary string
+var cliBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "llmpruner-cli-test-")
@@ -20,8 +20,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "llmpruner")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	cliBinary = filepath.Join(dir, "llmpruner")
+	build := exec.Command("go", "build", "-o", cliBinary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building llmpruner:", err)
@@ -47,7 +47,7 @@ func runCLI(t *testing.T, args ...string) result {
 // runCLIEnv is runCLI with extra environment variables ("K=V").
 func runCLIEnv(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(cliBinary, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), extraEnv...)
 	var stdout, stderr bytes.Buffer
@@ -72,15 +72,21 @@ func mustSucceed(t *testing.T, args ...string) result {
 	return res
 }
 
-// expectFailure checks that a run failed with the given exit code and a one-line clear error
-// that contains every one of wants, and that no panic trace leaked.
+// expectFailure checks that a run failed with the given exit code and a clear error: the last
+// line of stderr is the only "llmpruner: " line (log lines may come before it) and contains every
+// one of wants, and no panic trace leaked.
 func expectFailure(t *testing.T, res result, code int, wants ...string) {
 	t.Helper()
 	if res.code != code {
 		t.Errorf("exit code %d, want %d\nstderr: %s", res.code, code, res.stderr)
 	}
-	if !strings.HasPrefix(res.stderr, "llmpruner: ") {
-		t.Errorf("stderr does not start with \"llmpruner: \": %q", res.stderr)
+	lines := strings.Split(strings.TrimRight(res.stderr, "\n"), "\n")
+	msg := lines[len(lines)-1]
+	if code == 2 && len(lines) >= 2 && strings.HasPrefix(msg, "Run 'llmpruner") {
+		msg = lines[len(lines)-2] // usage errors end with a hint to --help
+	}
+	if !strings.HasPrefix(msg, "llmpruner: ") || strings.Count(res.stderr, "llmpruner: ") != 1 {
+		t.Errorf("stderr does not end with one \"llmpruner: \" error line: %q", res.stderr)
 	}
 	for _, bad := range []string{"goroutine ", "panic", "runtime error", "internal error"} {
 		if strings.Contains(res.stderr, bad) {
@@ -88,8 +94,8 @@ func expectFailure(t *testing.T, res result, code int, wants ...string) {
 		}
 	}
 	for _, want := range wants {
-		if !strings.Contains(res.stderr, want) {
-			t.Errorf("stderr %q does not mention %q", res.stderr, want)
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +56,10 @@ func (e *env) loadModelAt(path, tokenizerPath string) (*models.Model, error) {
 	start := time.Now()
 	m, err := models.Load(be, path, models.LoadOptions{Tokenizer: tokenizerPath, Quiet: true})
 	if err != nil {
-		return nil, errors.WithMessagef(err, "loading model %s", path)
+		if !strings.Contains(err.Error(), path) {
+			err = errors.WithMessagef(err, "loading model %s", path)
+		}
+		return nil, err
 	}
 	e.logf("loaded %s (%d parameters) in %s", path, m.Config.NumParams(), time.Since(start).Round(time.Millisecond))
 	return m, nil
