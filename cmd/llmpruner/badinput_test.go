@@ -82,9 +82,9 @@ func TestBadModelFiles(t *testing.T) {
 	input := writeFile(t, filepath.Join(t.TempDir(), "in.jsonl"), `{"ids":[1,403,407]}`+"\n")
 	const embed = "model.embed_tokens.weight"
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir string) string // returns the --model path
-		wants []string
+		wants  []string
 	}{
 		{"missing file", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "no-such-model")
