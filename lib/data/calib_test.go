@@ -155,3 +155,22 @@ func TestReadCalibIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestReadCalibrationText(t *testing.T) {
+	alpaca := writeTemp(t, "data.json", `[{"instruction": "i", "input": "", "output": "first\n\nsecond"}, {"instruction": "j", "output": "third"}]`)
+	text, err := ReadCalibrationText(alpaca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"first", "second", "third"}; !slices.Equal(SplitDocuments(text), want) {
+		t.Errorf("documents %q, want %q", SplitDocuments(text), want)
+	}
+	plain := writeTemp(t, "stories.txt", "a\r\n\r\nb")
+	if text, err := ReadCalibrationText(plain); err != nil || text != "a\n\nb" {
+		t.Errorf("plain text: %q %v", text, err)
+	}
+	if _, err := ReadCalibrationText(writeTemp(t, "bad.json", `[{"output": "x"}]`)); err == nil ||
+		!strings.Contains(err.Error(), `record 0: missing field "instruction"`) {
+		t.Errorf("bad Alpaca: %v", err)
+	}
+}

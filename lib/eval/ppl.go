@@ -46,18 +46,8 @@ type PPLResult struct {
 // Evaluation texts joined the way LLM-Pruner joins them come from data.ReadWikiText2 and
 // data.ReadPTB. Empty text and text shorter than one window are errors.
 func Perplexity(scorer Scorer, tok tokenizer.Tokenizer, text string, opts PPLOptions) (PPLResult, error) {
-	seqLen, batch := opts.SeqLen, opts.Batch
-	if seqLen == 0 {
-		seqLen = DefaultPPLSeqLen
-	}
-	if batch == 0 {
-		batch = DefaultPPLBatch
-	}
-	if seqLen < 2 {
-		return PPLResult{}, errors.Errorf("perplexity: window length %d must be at least 2 tokens", seqLen)
-	}
-	if batch < 0 {
-		return PPLResult{}, errors.Errorf("perplexity: batch size %d must be positive", batch)
+	if _, _, err := opts.resolve(); err != nil {
+		return PPLResult{}, err
 	}
 	if text == "" {
 		return PPLResult{}, errors.New("perplexity: the text is empty")
@@ -66,12 +56,40 @@ func Perplexity(scorer Scorer, tok tokenizer.Tokenizer, text string, opts PPLOpt
 	if err != nil {
 		return PPLResult{}, errors.Wrap(err, "perplexity: tokenizing the text")
 	}
+	return PerplexityOfIDs(scorer, ids, opts)
+}
+
+// PerplexityOfIDs is Perplexity on an already tokenized stream (ids should start with BOS, as
+// tokenizer.EncodeWithBOS gives): for evaluating the same text repeatedly, e.g. during training.
+func PerplexityOfIDs(scorer Scorer, ids []int, opts PPLOptions) (PPLResult, error) {
+	seqLen, batch, err := opts.resolve()
+	if err != nil {
+		return PPLResult{}, err
+	}
 	windows := data.TokenWindows(ids, seqLen)
 	if len(windows) == 0 {
 		return PPLResult{}, errors.Errorf("perplexity: the text is %d tokens long, shorter than one window of %d tokens (--seq-len)",
 			len(ids), seqLen)
 	}
 	return windowsPerplexity(scorer, windows, batch, opts.Progress)
+}
+
+// resolve applies the defaults and checks the options.
+func (o PPLOptions) resolve() (seqLen, batch int, err error) {
+	seqLen, batch = o.SeqLen, o.Batch
+	if seqLen == 0 {
+		seqLen = DefaultPPLSeqLen
+	}
+	if batch == 0 {
+		batch = DefaultPPLBatch
+	}
+	if seqLen < 2 {
+		return 0, 0, errors.Errorf("perplexity: window length %d must be at least 2 tokens", seqLen)
+	}
+	if batch < 0 {
+		return 0, 0, errors.Errorf("perplexity: batch size %d must be positive", batch)
+	}
+	return seqLen, batch, nil
 }
 
 // windowsPerplexity scores equal-length windows batch by batch and averages their next-token NLL.

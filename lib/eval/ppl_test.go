@@ -118,3 +118,13 @@ func TestPerplexityErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPerplexityOfIDs(t *testing.T) {
+	res, err := PerplexityOfIDs(&pplStubScorer{}, []int{1, 100, 101, 102, 103, 104, 105, 106, 107}, PPLOptions{SeqLen: 4})
+	if err != nil || res.Windows != 2 || math.Abs(res.NLL-0.4) > 1e-12 {
+		t.Errorf("%+v %v, want 2 windows, NLL 0.4", res, err)
+	}
+	if _, err := PerplexityOfIDs(&pplStubScorer{}, nil, PPLOptions{}); err == nil || !strings.Contains(err.Error(), "0 tokens long") {
+		t.Errorf("no ids: %v", err)
+	}
+}
