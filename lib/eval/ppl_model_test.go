@@ -156,3 +156,24 @@ func TestStories260KPerplexityTinyStories(t *testing.T) {
 		t.Errorf("NLL without newline targets %.4f, want in (1.297, 1.44)", got)
 	}
 }
+
+// BenchmarkPerplexityStories260K measures LLM-Pruner-protocol perplexity throughput (tokenizing
+// included) on 40 KB of TinyStories text; reports predicted tokens per second.
+func BenchmarkPerplexityStories260K(b *testing.B) {
+	m := loadStories260K(b)
+	text, err := data.ReadText(testdata.Path(b, tinyStoriesPath))
+	if err != nil {
+		b.Fatal(err)
+	}
+	text = text[:40_000]
+	var tokens int
+	b.ResetTimer()
+	for range b.N {
+		res, err := Perplexity(m, m.Tokenizer, text, PPLOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens += res.Tokens
+	}
+	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+}
