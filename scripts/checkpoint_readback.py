@@ -59,4 +59,5 @@ def read(p):
     return {"reader": how, "tensors": result}
 
 
-json.dump({p: read(p) for p in sys.argv[1:]}, sys.stdout)
+if __name__ == "__main__":
+    json.dump({p: read(p) for p in sys.argv[1:]}, sys.stdout)

@@ -183,6 +183,9 @@ func TestSaveHFShardedAndAtomic(t *testing.T) {
 // pythonWithTorch returns a python3 interpreter that can import torch, or skips.
 func pythonWithTorch(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping the tests that start Python")
+	}
 	for _, py := range []string{"python3", "/usr/bin/python3"} {
 		if exec.Command(py, "-c", "import torch").Run() == nil {
 			return py
