@@ -70,11 +70,12 @@ func (q *bpeQueue) pop() bpeCandidate {
 
 // bpeMerge runs byte-pair merging over s, whose initial symbols end at the offsets in bounds
 // (increasing, the last one len(s)); frozen (optional, one flag per initial symbol) marks symbols
-// that never merge. At every step it merges the adjacent pair of highest priority, the leftmost
+// that never merge; suggested (optional) is called with each candidate pair as it is queued.
+// At every step it merges the adjacent pair of highest priority, the leftmost
 // among equals — exactly the greedy loop of SentencePiece's BPE model, llama2.c's run.c and
 // tiktoken — but with a priority queue, so it costs O(n log n) instead of O(n²).
 // It returns the end offsets of the final symbols.
-func bpeMerge(s string, bounds []int, frozen []bool, lookup mergeLookup) []int {
+func bpeMerge(s string, bounds []int, frozen []bool, lookup mergeLookup, suggested func(left, right string)) []int {
 	n := len(bounds)
 	if n == 0 {
 		return nil
@@ -97,6 +98,9 @@ func bpeMerge(s string, bounds []int, frozen []bool, lookup mergeLookup) []int {
 		}
 		piece := s[syms[left].start:syms[right].end]
 		if p, ok := lookup(piece); ok {
+			if suggested != nil {
+				suggested(s[syms[left].start:syms[left].end], s[syms[right].start:syms[right].end])
+			}
 			q.push(bpeCandidate{left: left, right: right, length: len(piece), priority: p})
 		}
 	}

@@ -120,7 +120,7 @@ func (t *Llama2C) Encode(text string) ([]int, error) {
 			return 0, false
 		}
 		return float64(t.scores[id]), true
-	})
+	}, nil)
 	// Map the spans back to ids; an unmerged span keeps its original id.
 	ids := make([]int, len(ends))
 	k, start := 0, 0

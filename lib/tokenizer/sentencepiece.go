@@ -29,6 +29,7 @@ type SentencePiece struct {
 	userDefined map[byte][]string
 	normalizer  *charsmap // nil for the identity normalizer
 	unigram     *unigramLattice
+	hasUnused   bool // some pieces are of type UNUSED
 }
 
 // LoadSentencePiece reads a SentencePiece `.model` file.
@@ -64,6 +65,7 @@ func newSentencePiece(b []byte) (*SentencePiece, error) {
 				return nil, errors.Errorf("piece %q (id %d) is defined twice", p.piece, id)
 			}
 			sp.pieces[p.piece] = id
+			sp.hasUnused = sp.hasUnused || p.typ == spUnused
 			if p.typ == spUserDefined && p.piece != "" {
 				sp.userDefined[p.piece[0]] = append(sp.userDefined[p.piece[0]], p.piece)
 			}
@@ -189,17 +191,37 @@ func (sp *SentencePiece) bpe(norm string) []spToken {
 		i += n
 		bounds = append(bounds, i)
 	}
+	// SentencePiece re-splits a merged piece of type UNUSED into the pair last suggested for it.
+	var split map[string][2]string
+	var suggested func(left, right string)
+	if sp.hasUnused {
+		split = map[string][2]string{}
+		suggested = func(left, right string) {
+			if id := sp.pieces[left+right]; sp.m.pieces[id].typ == spUnused {
+				split[left+right] = [2]string{left, right}
+			}
+		}
+	}
 	ends := bpeMerge(norm, bounds, frozen, func(piece string) (float64, bool) {
 		id, ok := sp.pieces[piece]
 		if !ok {
 			return 0, false
 		}
 		return float64(sp.m.pieces[id].score), true
-	})
-	out := make([]spToken, len(ends))
+	}, suggested)
+	out := make([]spToken, 0, len(ends))
+	var resegment func(piece string)
+	resegment = func(piece string) {
+		if pair, ok := split[piece]; ok && sp.m.pieces[sp.pieceToID(piece)].typ == spUnused {
+			resegment(pair[0])
+			resegment(pair[1])
+			return
+		}
+		out = append(out, spToken{piece: piece, id: sp.pieceToID(piece)})
+	}
 	start := 0
-	for i, e := range ends {
-		out[i] = spToken{piece: norm[start:e], id: sp.pieceToID(norm[start:e])}
+	for _, e := range ends {
+		resegment(norm[start:e])
 		start = e
 	}
 	return out

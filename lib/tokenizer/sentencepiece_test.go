@@ -104,3 +104,53 @@ func TestSentencePieceLlama2Reference(t *testing.T) {
 		t.Errorf("WikiText-2: %d ids (want %d), sha256 %s (want %s)", len(ids), ref.Wiki.NumIDs, idsSHA256(ids), ref.Wiki.SHA256)
 	}
 }
+
+// Small models trained by scripts/tokenizer_spm_synthetic_ref.py cover what the real files do not:
+// BPE without byte fallback (a run of unknown characters is one <unk>), UNUSED pieces re-split,
+// no dummy prefix, remove_extra_whitespaces on an identity normalizer, user-defined symbols in BPE
+// and unigram, and a unigram model keeping repeated spaces. Expected ids come from the library.
+func TestSentencePieceSyntheticModels(t *testing.T) {
+	var ref struct {
+		Models map[string]struct {
+			File      string `json:"file"`
+			VocabSize int    `json:"vocab_size"`
+			Cases     []struct {
+				Input   string   `json:"input"`
+				IDs     []int    `json:"ids"`
+				Pieces  []string `json:"pieces"`
+				Decoded string   `json:"decoded"`
+			} `json:"cases"`
+		} `json:"models"`
+	}
+	readJSON(t, "testdata/spm_synthetic_reference.json", &ref)
+	if len(ref.Models) != 2 {
+		t.Fatalf("want 2 synthetic models, got %d", len(ref.Models))
+	}
+	for name, m := range ref.Models {
+		sp, err := LoadSentencePiece("testdata/" + m.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sp.VocabSize() != m.VocabSize {
+			t.Errorf("%s: VocabSize %d, want %d", name, sp.VocabSize(), m.VocabSize)
+		}
+		for _, c := range m.Cases {
+			ids, err := sp.Encode(c.Input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalInts(ids, c.IDs) {
+				t.Errorf("%s: Encode(%q) = %v, want %v", name, c.Input, ids, c.IDs)
+				continue
+			}
+			for i, id := range ids {
+				if sp.Piece(id) != c.Pieces[i] {
+					t.Errorf("%s: Piece(%d) = %q, want %q", name, id, sp.Piece(id), c.Pieces[i])
+				}
+			}
+			if got := sp.Decode(ids); got != c.Decoded {
+				t.Errorf("%s: Decode(%v) = %q, want %q", name, ids, got, c.Decoded)
+			}
+		}
+	}
+}

@@ -133,7 +133,7 @@ func (t *Tiktoken) appendPieceIDs(ids []int, piece string) []int {
 	ends := bpeMerge(piece, bounds, nil, func(p string) (float64, bool) {
 		r, ok := t.ranks[p]
 		return -float64(r), ok
-	})
+	}, nil)
 	start := 0
 	for _, e := range ends {
 		ids = append(ids, t.ranks[piece[start:e]])
