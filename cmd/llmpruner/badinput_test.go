@@ -82,9 +82,9 @@ func TestBadModelFiles(t *testing.T) {
 	input := writeFile(t, filepath.Join(t.TempDir(), "in.jsonl"), `{"ids":[1,403,407]}`+"\n")
 	const embed = "model.embed_tokens.weight"
 	for _, tc := range []struct {
-		name   string
-		break_ func(t *testing.T, dir string) string // returns the --model path
-		wants  []string
+		name    string
+		corrupt func(t *testing.T, dir string) string // returns the --model path
+		wants   []string
 	}{
 		{"missing file", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "no-such-model")
@@ -147,7 +147,7 @@ func TestBadModelFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyModelDir(t, golden)
-			model := tc.break_(t, dir)
+			model := tc.corrupt(t, dir)
 			wants := tc.wants
 			if len(wants) == 1 && wants[0] == dir0 {
 				wants = []string{filepath.Base(dir)}

@@ -39,11 +39,11 @@ func findStories260K(e *env) (storiesFiles, error) {
 	repo.Verbosity = 0 // the hub prints progress on stdout, which is reserved for results
 	paths, err := repo.DownloadFiles(storiesModelFile, storiesTokFile)
 	if err != nil {
+		base := "https://huggingface.co/" + storiesRepo + "/resolve/main/"
 		return storiesFiles{}, errors.Errorf(
-			"stories260K is not available: set LLMPRUNER_DATA to a data folder holding %s/stories260K.bin and tok512.bin, "+
-				"or download https://huggingface.co/%s/resolve/main/%s and %s into the Hugging Face cache "+
-				"(this machine could not reach the Hub: %v)",
-			storiesDataDir, storiesRepo, storiesModelFile, storiesTokFile, err)
+			"stories260K is not available: download %s%s and %s%s into DIR/%s/ and set LLMPRUNER_DATA=DIR "+
+				"(or go online: the Hugging Face Hub could not be reached: %v)",
+			base, storiesModelFile, base, storiesTokFile, storiesDataDir, err)
 	}
 	cacheDir, _ := repo.CacheDir()
 	return storiesFiles{model: paths[0], tokenizer: paths[1], from: cacheDir}, nil
