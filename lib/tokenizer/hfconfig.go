@@ -156,3 +156,12 @@ func (c *configured) PieceID(piece string) (int, bool) {
 
 // Unwrap returns the tokenizer without the config overrides.
 func (c *configured) Unwrap() Tokenizer { return c.Tokenizer }
+
+// Underlying returns the concrete tokenizer (*SentencePiece, *Tiktoken, *Llama2C, *ChatGLM)
+// beneath the tokenizer_config.json overrides that Load may wrap it in, or t itself.
+func Underlying(t Tokenizer) Tokenizer {
+	if c, ok := t.(*configured); ok {
+		return c.Tokenizer
+	}
+	return t
+}

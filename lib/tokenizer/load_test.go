@@ -90,6 +90,9 @@ func TestLoadHFConfigOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := Underlying(tok).(*Tiktoken); !ok {
+		t.Errorf("Underlying(%T) is %T, want *Tiktoken", tok, Underlying(tok))
+	}
 	if tok.BOS() != 128000 || tok.EOS() != 128009 {
 		t.Errorf("BOS %d EOS %d, want 128000 128009", tok.BOS(), tok.EOS())
 	}
