@@ -3,7 +3,8 @@
 //
 //   - plain UTF-8 text files (ReadText), WikiText-2 test (ReadWikiText2) and Penn Treebank
 //     (ReadPTB), resolved by name for `--data NAME=PATH` (ParseDataSpec, ResolveTextSet);
-//   - calibration samples for importance estimation (CalibrationSamples, ReadCalibIDs);
+//   - calibration samples for importance estimation (ReadCalibrationText, CalibrationSamples,
+//     ReadCalibIDs, CheckTokenIDs);
 //   - Alpaca instruction data with the Alpaca-LoRA prompt template (ReadAlpaca, AlpacaPrompt,
 //     TokenizeAlpaca, TrainValSplit) and plain-text training windows (TextWindows).
 //
