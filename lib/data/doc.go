@@ -2,7 +2,7 @@
 // and turns it into token ids the way LLM-Pruner does:
 //
 //   - plain UTF-8 text files (ReadText), WikiText-2 test (ReadWikiText2) and Penn Treebank
-//     (ReadPTB), resolved by name for `--data NAME=PATH` (ParseDataSpec, ResolveTextSet);
+//     (ReadPTB), resolved by name for `--data NAME=PATH` (ParseTextSet, TextSet.Read);
 //   - calibration samples for importance estimation (ReadCalibrationText, CalibrationSamples,
 //     ReadCalibIDs, CheckTokenIDs);
 //   - Alpaca instruction data with the Alpaca-LoRA prompt template (ReadAlpaca, AlpacaPrompt,

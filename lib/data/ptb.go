@@ -6,7 +6,7 @@ import (
 	"github.com/pkg/errors"
 )
 
-// PTB files under $LLMPRUNER_DATA (see ResolveTextSet).
+// PTB files under $LLMPRUNER_DATA (see ParseTextSet).
 const (
 	PTBTestFile  = "text/ptb/ptb.test.txt"
 	PTBValidFile = "text/ptb/ptb.valid.txt"

@@ -6,7 +6,7 @@ import (
 	"github.com/pkg/errors"
 )
 
-// WikiText2TestFile is the WikiText-2 test file under $LLMPRUNER_DATA (see ResolveTextSet).
+// WikiText2TestFile is the WikiText-2 test file under $LLMPRUNER_DATA (see ParseTextSet).
 const WikiText2TestFile = "text/wikitext2/wikitext2_test_joined_crlf.txt"
 
 // ReadWikiText2 reads the WikiText-2 (raw, v1) test split stored as the "\n\n"-joined Hugging Face
