@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
+	"github.com/pkg/errors"
 )
 
 func TestSafetensorsWrittenByPython(t *testing.T) {
@@ -202,5 +203,43 @@ func TestOpenWithConfig(t *testing.T) {
 	// Weights without a config.json beside them.
 	if _, _, err := OpenWithConfig("testdata/st_python.safetensors"); err == nil || !strings.Contains(err.Error(), "config.json") {
 		t.Errorf("missing config.json: %v", err)
+	}
+}
+
+// TestConcurrentReads: Read may be called from several goroutines (run with -race).
+func TestConcurrentReads(t *testing.T) {
+	for _, p := range []string{"testdata/st_python.safetensors", "testdata/pt_views.bin", "testdata/l2c_v2_untied.bin"} {
+		r, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := map[string]*tensors.Tensor{}
+		for _, ti := range r.Tensors() {
+			if first[ti.Name], err = r.Read(ti.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				for _, ti := range r.Tensors() {
+					x, err := r.Read(ti.Name)
+					if err == nil && !bitsEqual(t, x, first[ti.Name]) {
+						err = errors.Errorf("%s: %s differs between reads", p, ti.Name)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		_ = r.Close()
 	}
 }
