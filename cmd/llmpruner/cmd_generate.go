@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -16,7 +17,8 @@ var generateCmd = &command{
 	details: `The prompt is BOS + the encoded --prompt, or exactly the --ids given; with neither, generation
 starts from BOS alone. --temperature 0 (the default) is greedy decoding. Generation stops at EOS,
 after --max-new-tokens, or at the end of the model's context.
-With --json the output is {"ids": [...generated ids...], "text": "..."} (generated tokens only).`,
+With --json the output is {"ids": [...generated ids...], "text": "..."}: the generated tokens only, and
+their text as it continues the prompt.`,
 	examples: []string{
 		"llmpruner generate --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --max-new-tokens 64",
 		`llmpruner generate --model ./llama-7b --prompt "The capital of France is" --temperature 0.8 --top-p 0.9 --seed 7`,
@@ -74,7 +76,7 @@ func runGenerate(e *env, args []string) error {
 		return errors.WithMessage(err, "prompt")
 	}
 	tok := m.Tokenizer
-	stream := newTextStream(e, tok)
+	stream := newTextStream(e, tok, promptIDs)
 	if !e.json && tok != nil && e.flagSet("prompt") {
 		fmt.Fprint(e.stdout, *prompt)
 	}
@@ -85,19 +87,30 @@ func runGenerate(e *env, args []string) error {
 	if err != nil {
 		return errors.WithMessage(err, "generating")
 	}
-	text := ""
-	if tok != nil {
-		text = tok.Decode(out)
-	}
 	if e.json {
-		return e.printJSON(generateOutput{IDs: nonNil(out), Text: text})
+		return e.printJSON(generateOutput{IDs: nonNil(out), Text: continuation(tok, promptIDs, out)})
 	}
 	if tok == nil {
 		fmt.Fprintln(e.stdout, joinInts(out, " "))
 		return nil
 	}
-	stream.finish(text)
+	stream.finish(continuation(tok, promptIDs, out))
 	return nil
+}
+
+// continuation is the text of generated as it continues prompt: decode(prompt + generated) minus
+// decode(prompt), so that the space a SentencePiece word-start piece carries is kept (decoding the
+// generated ids alone would drop it, as HF's decode does at the start of a text).
+func continuation(tok tokenizer.Tokenizer, prompt, generated []int) string {
+	if tok == nil {
+		return ""
+	}
+	base := tok.Decode(prompt)
+	full := tok.Decode(append(slices.Clone(prompt), generated...))
+	if strings.HasPrefix(full, base) {
+		return full[len(base):]
+	}
+	return tok.Decode(generated)
 }
 
 // promptTokens builds the prompt: --ids as given, else BOS + encoded --prompt, else BOS.
@@ -123,11 +136,14 @@ func promptTokens(m *models.Model, prompt string, ids intsFlag) ([]int, error) {
 type textStream struct {
 	e       *env
 	tok     tokenizer.Tokenizer
+	prompt  []int
 	ids     []int
 	printed string
 }
 
-func newTextStream(e *env, tok tokenizer.Tokenizer) *textStream { return &textStream{e: e, tok: tok} }
+func newTextStream(e *env, tok tokenizer.Tokenizer, prompt []int) *textStream {
+	return &textStream{e: e, tok: tok, prompt: prompt}
+}
 
 // add receives one generated token; it prints the newly decoded text when it extends what was
 // printed (a partial UTF-8 sequence waits for its next byte token).
@@ -136,7 +152,7 @@ func (s *textStream) add(id int) bool {
 	if s.e.json || s.tok == nil {
 		return true
 	}
-	text := s.tok.Decode(s.ids)
+	text := continuation(s.tok, s.prompt, s.ids)
 	if strings.HasPrefix(text, s.printed) && !strings.HasSuffix(text, "\uFFFD") {
 		fmt.Fprint(s.e.stdout, text[len(s.printed):])
 		s.printed = text

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,5 +115,45 @@ func TestTokenizeMatchesGolden(t *testing.T) {
 	_ = json.Unmarshal([]byte(res.stdout), &out)
 	if !slices.Equal(out.IDs, append([]int{1}, g.IDs[:15]...)) {
 		t.Errorf("with BOS: %v", out.IDs)
+	}
+}
+
+// TestGenerateTinyRandomLlamaMatchesCandle: the third-party HF checkpoint tiny-random-llama
+// continues the prompt ids [1,2,3] greedily with the ids its README records (candle's output).
+func TestGenerateTinyRandomLlamaMatchesCandle(t *testing.T) {
+	dir := dataPath(t, "models/tiny-random-llama")
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`generated token ids: \[(.*)\]`).FindSubmatch(readme)
+	if line == nil {
+		t.Fatal("README.md has no \"generated token ids\" line")
+	}
+	var want []int
+	for _, m := range regexp.MustCompile(`TokenId\((\d+)\)`).FindAllSubmatch(line[1], -1) {
+		id, _ := strconv.Atoi(string(m[1]))
+		want = append(want, id)
+	}
+	res := mustSucceed(t, "generate", "--model", dir, "--ids", "1,2,3", "--max-new-tokens", strconv.Itoa(len(want)), "--json")
+	var out generateOutput
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 8 || !slices.Equal(out.IDs, want) {
+		t.Errorf("greedy ids from [1,2,3]:\n got %v\nwant %v", out.IDs, want)
+	}
+}
+
+// TestGenerateTextModeContinuesPrompt: in text mode the prompt is printed and continued with the
+// right spacing, reproducing the published story.
+func TestGenerateTextModeContinuesPrompt(t *testing.T) {
+	model := stories260K(t)
+	g := readStoriesGolden(t)
+	const prompt = "Once upon a time, there was a little girl"
+	res := mustSucceed(t, "generate", "--model", model, "--prompt", prompt, "--max-new-tokens", "20")
+	text := strings.TrimSuffix(res.stdout, "\n")
+	if !strings.HasPrefix(g.PublishedText, text) || len(text) < len(prompt)+40 {
+		t.Errorf("text mode output is not a prefix of the published story:\n%q", res.stdout)
 	}
 }
