@@ -171,3 +171,20 @@ func Benchmark7BLayer(b *testing.B) {
 		runBench(b, exec, 3*fwd, B*S, x)
 	})
 }
+
+// BenchmarkGenerateStories260K: KV-cache greedy decoding speed (256 new tokens from BOS).
+func BenchmarkGenerateStories260K(b *testing.B) {
+	m := mustLoad(b, testdata.Path(b, "models/stories260K/stories260K.bin"), LoadOptions{})
+	const n = 256
+	opts := GenerateOptions{MaxNewTokens: n, IgnoreEOS: true}
+	if _, err := m.Generate([]int{1}, opts); err != nil { // compile outside the timing
+		b.Fatalf("%+v", err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := m.Generate([]int{1}, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}

@@ -27,14 +27,15 @@ type kvCache struct {
 func (c *kvCache) write(buf, x *Node) *Node {
 	g := buf.Graph()
 	S, maxLen := x.Shape().Dim(1), buf.Shape().Dim(2)
-	slot := Iota(g, shapes.Make(dtypes.Int32, maxLen), 0) // [maxLen]
-	offset := Sub(slot, c.pos0)                           // index into the new entries
-	inRange := LogicalAnd(GreaterOrEqual(offset, ScalarZero(g, dtypes.Int32)), LessThan(offset, Scalar(g, dtypes.Int32, S)))
-	idx := ClipScalar(offset, 0, float64(S-1))                           // [maxLen]
+	slot := Iota(g, shapes.Make(dtypes.Int32, maxLen), 0)
+	idx := ClipScalar(Sub(slot, c.pos0), 0, float64(S-1))                // [maxLen]: index into the new entries
 	rows := Gather(TransposeAllAxes(x, 1, 0, 2, 3), InsertAxes(idx, -1)) // [maxLen, B, KV, HD]
 	rows = TransposeAllAxes(rows, 1, 2, 0, 3)                            // [B, KV, maxLen, HD]
-	mask := BroadcastToShape(Reshape(inRange, 1, 1, maxLen, 1), buf.Shape())
-	return Where(mask, rows, buf)
+	// The condition is computed at the buffer's full shape: Where with a broadcast condition takes
+	// a slow element-by-element path on the Go backend.
+	offset := Sub(Iota(g, shapes.Make(dtypes.Int32, buf.Shape().Dimensions...), 2), c.pos0)
+	inRange := LogicalAnd(GreaterOrEqual(offset, ScalarZero(g, dtypes.Int32)), LessThan(offset, Scalar(g, dtypes.Int32, S)))
+	return Where(inRange, rows, buf)
 }
 
 // source is the kvSource of a decoding graph: write layer l's new keys/values, attend to the

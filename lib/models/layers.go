@@ -139,10 +139,13 @@ func attend(q, k, v, allowed *Node) *Node {
 	q5 := Reshape(q, B, Sq, KV, G, HD)
 	scores := DotGeneral(q5, []int{4}, []int{0, 2}, k, []int{3}, []int{0, 1}) // [B, KV, Sq, G, Sk]
 	scores = MulScalar(scores, 1/math.Sqrt(float64(HD)))
-	mask := Reshape(allowed, allowed.Shape().Dim(0), 1, Sq, 1, Sk)
-	mask = BroadcastToShape(mask, scores.Shape())
-	lowest := Scalar(scores.Graph(), dtypes.Float32, -math.MaxFloat32)
-	scores = Where(mask, scores, BroadcastToShape(lowest, scores.Shape()))
+	// Additive mask as HF uses: 0 where allowed, the lowest float32 elsewhere. It is built at the
+	// mask's small shape and broadcast by Add (a Where over a broadcast condition is very slow on
+	// the Go backend).
+	g := scores.Graph()
+	small := Reshape(allowed, allowed.Shape().Dim(0), 1, Sq, 1, Sk)
+	bias := Where(small, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, -math.MaxFloat32))
+	scores = Add(scores, bias)
 	probs := Softmax(scores, -1)                                              // [B, KV, Sq, G, Sk]
 	out := DotGeneral(probs, []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, KV, Sq, G, HD]
 	out = TransposeAllAxes(out, 0, 2, 1, 3, 4)                                // [B, Sq, KV, G, HD]
