@@ -18,6 +18,7 @@ type Llama2C struct {
 	vocab  []string
 	scores []float32
 	ids    map[string]int // piece → lowest id with that piece
+	pairs  map[runePair]struct{}
 	maxLen int
 }
 
@@ -70,6 +71,7 @@ func parseLlama2C(b []byte) (*Llama2C, error) {
 		t.vocab = append(t.vocab, piece)
 		t.scores = append(t.scores, score)
 	}
+	t.pairs = mergeablePairs(t.ids)
 	if len(t.vocab) < llama2cByteBase+256 {
 		return nil, errors.Errorf("only %d tokens: a llama2.c tokenizer has <unk>, <s>, </s> and 256 byte tokens first", len(t.vocab))
 	}
@@ -105,8 +107,45 @@ func (t *Llama2C) Encode(text string) ([]int, error) {
 		}
 		i += n
 	}
-	// Merge over the concatenation of the tokens' pieces, as run.c compares vocab strings
-	// (byte tokens take part as their "<0xNN>" text).
+	// Merge segment by segment: two neighbouring tokens can only ever join if some vocabulary
+	// entry holds the last character of the first next to the first character of the second, so
+	// the merges of the segments between other neighbours are independent (and repeated
+	// segments are merged once).
+	cache := map[string][]int{}
+	ids := make([]int, 0, len(initial))
+	var key []byte
+	start := 0
+	for k := 1; k <= len(initial); k++ {
+		if k < len(initial) && t.mayJoin(initial[k-1], initial[k]) {
+			continue
+		}
+		seg := initial[start:k]
+		key = key[:0]
+		for _, id := range seg {
+			key = binary.AppendUvarint(key, uint64(id))
+		}
+		merged, ok := cache[string(key)]
+		if !ok {
+			merged = t.merge(seg)
+			cache[string(key)] = merged
+		}
+		ids = append(ids, merged...)
+		start = k
+	}
+	return ids, nil
+}
+
+// mayJoin reports whether a merge could ever span the boundary between tokens a and b.
+func (t *Llama2C) mayJoin(a, b int) bool {
+	last, _ := utf8.DecodeLastRuneInString(t.vocab[a])
+	first, _ := utf8.DecodeRuneInString(t.vocab[b])
+	_, ok := t.pairs[runePair{last, first}]
+	return ok
+}
+
+// merge runs run.c's merge loop over tokens: over the concatenation of their pieces, as run.c
+// compares vocab strings (byte tokens take part as their "<0xNN>" text).
+func (t *Llama2C) merge(initial []int) []int {
 	var sb strings.Builder
 	bounds := make([]int, len(initial))
 	for i, id := range initial {
@@ -137,7 +176,7 @@ func (t *Llama2C) Encode(text string) ([]int, error) {
 		k++
 		start = e
 	}
-	return ids, nil
+	return ids
 }
 
 // Decode turns ids into text as run.c's decode does, for a whole sequence: <unk>, BOS and EOS are

@@ -29,7 +29,8 @@ type SentencePiece struct {
 	userDefined map[byte][]string
 	normalizer  *charsmap // nil for the identity normalizer
 	unigram     *unigramLattice
-	hasUnused   bool // some pieces are of type UNUSED
+	hasUnused   bool                  // some pieces are of type UNUSED
+	pairs       map[runePair]struct{} // adjacent characters inside pieces (BPE without UNUSED)
 }
 
 // LoadSentencePiece reads a SentencePiece `.model` file.
@@ -108,6 +109,9 @@ func newSentencePiece(b []byte) (*SentencePiece, error) {
 	}
 	switch m.modelType {
 	case spModelBPE:
+		if !sp.hasUnused {
+			sp.pairs = mergeablePairs(sp.pieces)
+		}
 	case spModelUnigram:
 		sp.unigram = newUnigramLattice(sp)
 	default:
@@ -134,9 +138,12 @@ func (sp *SentencePiece) Encode(text string) ([]int, error) {
 		return []int{}, nil
 	}
 	var toks []spToken
-	if sp.unigram != nil {
+	switch {
+	case sp.unigram != nil:
 		toks = sp.unigram.segment(norm)
-	} else {
+	case sp.pairs != nil:
+		toks = sp.bpeBySegments(norm)
+	default:
 		toks = sp.bpe(norm)
 	}
 	ids := make([]int, 0, len(toks))
