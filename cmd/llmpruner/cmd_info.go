@@ -4,16 +4,24 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/checkpoint"
+	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/models"
+	"github.com/llmpruner/llmpruner/lib/tokenizer"
+	"github.com/pkg/errors"
 )
 
 var infoCmd = &command{
 	name:     "info",
 	summary:  "show a model's architecture, per-layer sizes, parameter count, dtype and tokenizer",
 	synopsis: "info --model M [--tokenizer T] [--json]",
+	details: `A local model is described from its config and tensor headers, checked against each other as
+loading would check them, without reading the weights (fast for multi-GB checkpoints).`,
 	examples: []string{
 		"llmpruner info --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin",
 		"llmpruner info --model ./pruned-llama --json",
@@ -61,11 +69,22 @@ func runInfo(e *env, args []string) error {
 	if err := e.parse(args); err != nil {
 		return err
 	}
-	m, err := e.loadModel()
-	if err != nil {
+	if err := e.requireModel(); err != nil {
 		return err
 	}
-	info := describeModel(m)
+	var info modelInfo
+	if _, err := os.Stat(e.model); err == nil {
+		// A local model is described from its headers: no weights are read.
+		if info, err = e.describeFiles(); err != nil {
+			return err
+		}
+	} else {
+		m, err := e.loadModel() // a Hub repo id: download, then describe
+		if err != nil {
+			return err
+		}
+		info = describeModel(m)
+	}
 	if e.json {
 		return e.printJSON(info)
 	}
@@ -73,31 +92,93 @@ func runInfo(e *env, args []string) error {
 	return nil
 }
 
-// describeModel gathers what info prints.
-func describeModel(m *models.Model) modelInfo {
-	c := m.Config
-	info := modelInfo{
-		Source: m.Source, Architecture: string(c.Arch), Hidden: c.Hidden, HeadDim: c.HeadDim,
-		NumLayers: c.NumLayers(), Vocab: c.Vocab, Context: c.MaxPositions, TiedEmbed: c.TieEmbed,
-		RopeTheta: c.RopeTheta, RopeScaling: c.RopeScaling.Kind(), RMSNormEps: c.RMSNormEps,
-		Params: c.NumParams(), WeightBytes: m.Store.ByteSize(), BOS: c.BOS, EOS: slices.Compact(slices.Sorted(slices.Values(m.EOSTokens()))),
+// describeFiles describes the model at --model from its config and tensor headers, checking
+// them strictly against each other (as loading would) without reading the weights.
+func (e *env) describeFiles() (modelInfo, error) {
+	cfg, r, err := checkpoint.OpenWithConfig(e.model)
+	if err != nil {
+		return modelInfo{}, errors.WithMessagef(err, "--model %s", e.model)
 	}
+	defer r.Close()
+	infos := r.Tensors()
+	if err := models.CheckTensors(cfg, infos); err != nil {
+		return modelInfo{}, errors.WithMessagef(err, "--model %s", e.model)
+	}
+	info := configInfo(cfg)
+	info.Source = e.model
+	dts := map[string]bool{}
+	for _, ti := range infos {
+		dts[ti.DType.String()] = true
+		n := int64(ti.DType.Size())
+		for _, d := range ti.Shape {
+			n *= int64(d)
+		}
+		info.WeightBytes += n
+	}
+	info.DTypes = slices.Sorted(maps.Keys(dts))
+	info.EOS = slices.Clone(cfg.EOS)
+	tokPath := e.tokenizer
+	if tokPath == "" {
+		tokPath = e.model
+		if !isDir(tokPath) {
+			tokPath = filepath.Dir(tokPath)
+		}
+	}
+	tok, files, err := tokenizer.Load(tokPath)
+	switch {
+	case err != nil && e.tokenizer != "":
+		return modelInfo{}, errors.WithMessagef(err, "--tokenizer %s", e.tokenizer)
+	case err != nil:
+		e.logf("no tokenizer: %v", oneLine(err.Error()))
+	default:
+		addTokenizerInfo(&info, tok, files)
+	}
+	return info, nil
+}
+
+// describeModel gathers what info prints from a loaded model.
+func describeModel(m *models.Model) modelInfo {
+	info := configInfo(m.Config)
+	info.Source = m.Source
+	info.WeightBytes = m.Store.ByteSize()
 	dts := map[string]bool{}
 	for v := range m.Store.IterVariables() {
 		dts[v.DType().String()] = true
 	}
 	info.DTypes = slices.Sorted(maps.Keys(dts))
+	info.EOS = m.EOSTokens()
 	if m.Tokenizer != nil {
-		info.Tokenizer = strings.Join(m.TokenizerFiles, ", ")
-		info.TokenizerVoc = m.Tokenizer.VocabSize()
-		if info.BOS < 0 {
-			info.BOS = m.Tokenizer.BOS()
-		}
+		addTokenizerInfo(&info, m.Tokenizer, m.TokenizerFiles)
+	}
+	info.EOS = slices.Compact(slices.Sorted(slices.Values(info.EOS)))
+	return info
+}
+
+// configInfo fills the architecture part of modelInfo.
+func configInfo(c *config.Config) modelInfo {
+	info := modelInfo{
+		Architecture: string(c.Arch), Hidden: c.Hidden, HeadDim: c.HeadDim,
+		NumLayers: c.NumLayers(), Vocab: c.Vocab, Context: c.MaxPositions, TiedEmbed: c.TieEmbed,
+		RopeTheta: c.RopeTheta, RopeScaling: c.RopeScaling.Kind(), RMSNormEps: c.RMSNormEps,
+		Params: c.NumParams(), BOS: c.BOS,
 	}
 	for l := range c.NumLayers() {
 		info.Layers = append(info.Layers, layerInfo{Layer: l, Heads: c.Heads[l], KVHeads: c.KVHeads[l], Intermediate: c.Inter[l], Params: c.LayerParams(l)})
 	}
 	return info
+}
+
+// addTokenizerInfo adds the tokenizer's files, size and special ids.
+func addTokenizerInfo(info *modelInfo, tok tokenizer.Tokenizer, files []string) {
+	info.Tokenizer = strings.Join(files, ", ")
+	info.TokenizerVoc = tok.VocabSize()
+	if info.BOS < 0 {
+		info.BOS = tok.BOS()
+	}
+	if tok.EOS() >= 0 {
+		info.EOS = append(info.EOS, tok.EOS())
+	}
+	info.EOS = slices.Compact(slices.Sorted(slices.Values(info.EOS)))
 }
 
 func printModelInfo(w io.Writer, info modelInfo) {
