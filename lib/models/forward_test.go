@@ -17,7 +17,7 @@ import (
 // modelFromReader builds a Model from an in-memory checkpoint.
 func modelFromReader(t *testing.T, cfg *config.Config, r *memReader) *Model {
 	t.Helper()
-	store, err := LoadStore(backend(t), cfg, r, "memory")
+	store, err := LoadStore(cfg, r, "memory")
 	if err != nil {
 		t.Fatalf("LoadStore: %+v", err)
 	}

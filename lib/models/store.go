@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
@@ -88,8 +87,9 @@ func storableDType(dt dtypes.DType) bool {
 
 // LoadStore checks the checkpoint strictly against cfg (see CheckTensors) and reads its tensors
 // one at a time into a new store, keeping their stored dtype (bf16/f16 stay so; the forward pass
-// converts in-graph). source names the checkpoint in error messages.
-func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, source string) (*model.Store, error) {
+// converts in-graph; tensors move to the backend on first use). source names the checkpoint in
+// error messages.
+func LoadStore(cfg *config.Config, r checkpoint.Reader, source string) (*model.Store, error) {
 	if err := CheckTensors(cfg, r.Tensors()); err != nil {
 		return nil, errors.WithMessage(err, source)
 	}
@@ -110,7 +110,6 @@ func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader,
 			return nil, errors.Wrapf(err, "%s: storing tensor %s", source, spec.Name)
 		}
 	}
-	_ = backend // tensors move to the backend lazily, on first use
 	return store, nil
 }
 
