@@ -173,7 +173,13 @@ func (r *safetensorsFile) checkLayout(dataLen int64) error {
 // Tensors implements Reader.
 func (r *safetensorsFile) Tensors() []TensorInfo { return cloneInfos(r.infos) }
 
-// Metadata returns the header's __metadata__ map (nil when absent).
+// MetadataSource is implemented by the Reader of a single safetensors file.
+type MetadataSource interface {
+	// Metadata returns the header's __metadata__ map (nil when absent).
+	Metadata() map[string]string
+}
+
+// Metadata implements MetadataSource.
 func (r *safetensorsFile) Metadata() map[string]string { return r.metadata }
 
 // Read implements Reader.

@@ -22,7 +22,7 @@ func TestSafetensorsWrittenByPython(t *testing.T) {
 	}
 	defer r.Close()
 	checkAgainst(t, r, want)
-	md := r.(interface{ Metadata() map[string]string }).Metadata()
+	md := r.(MetadataSource).Metadata()
 	if md["written_by"] != "checkpoint_fixtures.py" || md["format"] != "pt" {
 		t.Errorf("metadata = %v", md)
 	}
