@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,15 +14,17 @@ import (
 var evalZeroShotCmd = &command{
 	name:     "eval zeroshot",
 	summary:  "zero-shot accuracy on the paper's 7 tasks (lm-eval-harness 4d21ab6 protocol)",
-	synopsis: "eval zeroshot --model M [--adapter DIR] [--tasks boolq,piqa,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa] [--data-dir DIR] [--limit N] [--batch B] [--json]",
+	synopsis: "eval zeroshot --model M [--compare NAME=PATH ...] [--adapter DIR] [--tasks boolq,piqa,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa] [--data-dir DIR] [--limit N] [--batch B] [--json]",
 	details: `Each task is read from DIR/<task>.jsonl in the field layout the Hugging Face datasets give
 lm-eval (default DIR: $LLMPRUNER_DATA/zeroshot/lm-eval-docs). The table shows the paper's metric
 per task (acc_norm for PIQA, HellaSwag, ARC-e, ARC-c, OBQA; acc for BoolQ, WinoGrande).
+--compare adds further models (e.g. pruned, recovered) as rows of the same table.
 --limit N evaluates the first N documents of each task in file order. Note: lm-eval's own --limit
 first shuffles the documents with Python's seed-42 RNG, so its quick runs pick different documents.`,
 	examples: []string{
 		"llmpruner eval zeroshot --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --limit 50",
 		"llmpruner eval zeroshot --model ./llama-7b-pruned --tasks boolq,piqa --data-dir ./lm-eval-docs --json",
+		"llmpruner eval zeroshot --model ./stories260K-hf --compare pruned=./stories-pruned --limit 100",
 	},
 	run: runEvalZeroShot,
 }
@@ -40,6 +43,8 @@ func runEvalZeroShot(e *env, args []string) error {
 	limit := e.fs.Int("limit", eval.NoLimit, "evaluate only the first `N` documents of each task (file order; -1 = all)")
 	batch := e.fs.Int("batch", eval.DefaultBatchSize, "sequences per forward pass `B` (does not change the result)")
 	stderrCols := e.fs.Bool("stderr", false, "show the standard errors in the table")
+	var compare stringsFlag
+	e.fs.Var(&compare, "compare", "also evaluate the model at `NAME=PATH` and show it as another row (repeatable)")
 	if err := e.parse(args); err != nil {
 		return err
 	}
@@ -72,22 +77,67 @@ func runEvalZeroShot(e *env, args []string) error {
 	if err := e.requireModel(); err != nil {
 		return err
 	}
-	m, err := e.loadModel()
+	type entry struct{ name, path string }
+	entries := []entry{{filepath.Base(filepath.Clean(e.model)), e.model}}
+	for _, c := range compare {
+		name, path, ok := strings.Cut(c, "=")
+		if !ok || name == "" || path == "" {
+			return usageErrorf("--compare %q: want NAME=PATH", c)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return errors.Errorf("--compare %s: %s: no such file or directory", name, path)
+		}
+		entries = append(entries, entry{name, path})
+	}
+	var rows []eval.ModelResult
+	for _, en := range entries {
+		res, err := e.zeroShot(en.path, dir, names, *limit, *batch)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, eval.ModelResult{Name: en.name, Result: res})
+	}
+	if e.json {
+		var out []byte
+		var err error
+		if len(rows) == 1 {
+			out, err = rows[0].Result.JSON()
+		} else {
+			out, err = eval.ResultsJSON(rows)
+		}
+		if err != nil {
+			return err
+		}
+		return e.printJSON(json.RawMessage(out))
+	}
+	table, err := eval.MarkdownTable(rows, *stderrCols)
 	if err != nil {
 		return err
 	}
+	fmt.Fprint(e.stdout, table)
+	fmt.Fprintln(e.stdout)
+	fmt.Fprintln(e.stdout, eval.MetricNote(rows[0].Result))
+	return nil
+}
+
+// zeroShot loads the model at path and evaluates it.
+func (e *env) zeroShot(path, dir string, names []string, limit, batch int) (*eval.ZeroShotResult, error) {
+	m, err := e.loadModelAt(path, e.tokenizer)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := modelTokenizer(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// lm-eval keeps max_length+1 tokens of context+continuation and feeds the first max_length;
 	// the harness hands the scorer the whole max_length+1 window, which the model refuses when it
 	// exceeds the context, so the window is capped one token earlier (this only changes requests
 	// longer than the context).
 	maxLen := m.Config.MaxPositions - 1
-	bar := e.progress(0, "zero-shot")
+	bar := e.progress(0, "zero-shot "+filepath.Base(path))
 	res, err := eval.ZeroShot(m, tok, eval.ZeroShotOptions{
-		DataDir: dir, Tasks: names, Limit: *limit, BatchSize: *batch, MaxLength: maxLen,
+		DataDir: dir, Tasks: names, Limit: limit, BatchSize: batch, MaxLength: maxLen,
 		Progress: func(p eval.Progress) {
 			bar.ChangeMax(p.Total)
 			_ = bar.Set(p.Done)
@@ -95,24 +145,9 @@ func runEvalZeroShot(e *env, args []string) error {
 	})
 	_ = bar.Finish()
 	if err != nil {
-		return err
+		return nil, errors.WithMessagef(err, "model %s", path)
 	}
-	e.logf("%d requests (%d sequences, %d tokens) in %s: %.1f requests/s",
+	e.logf("%s: %d requests (%d sequences, %d tokens) in %s: %.1f requests/s", path,
 		res.Requests, res.Sequences, res.Tokens, res.Elapsed.Round(1e6), res.RequestsPerSecond())
-	if e.json {
-		out, err := res.JSON()
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-		return err
-	}
-	table, err := eval.MarkdownTable([]eval.ModelResult{{Name: filepath.Base(m.Source), Result: res}}, *stderrCols)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(e.stdout, table)
-	fmt.Fprintln(e.stdout)
-	fmt.Fprintln(e.stdout, eval.MetricNote(res))
-	return nil
+	return res, nil
 }

@@ -132,6 +132,16 @@ func TestEvalZeroShotSmall(t *testing.T) {
 	if !strings.Contains(table, "| PIQA |") || !strings.Contains(table, "stories260K.bin") {
 		t.Errorf("markdown table:\n%s", table)
 	}
+	// --compare puts further models in the same table / JSON.
+	var both struct {
+		Models []struct {
+			Model string `json:"model"`
+		} `json:"models"`
+	}
+	res = mustSucceed(t, "eval", "zeroshot", "--model", model, "--compare", "again="+model, "--data-dir", dir, "--tasks", "piqa", "--limit", "2", "--json")
+	if err := json.Unmarshal([]byte(res.stdout), &both); err != nil || len(both.Models) != 2 || both.Models[1].Model != "again" {
+		t.Errorf("--compare JSON: %v %s", err, res.stdout)
+	}
 	// A garbled task file is an error naming it.
 	bad := t.TempDir()
 	writeFile(t, filepath.Join(bad, "piqa.jsonl"), "{not json\n")
