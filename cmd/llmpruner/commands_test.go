@@ -175,3 +175,18 @@ func TestDemoOfflineWithoutData(t *testing.T) {
 	res := runCLIEnv(t, env, "demo")
 	expectFailure(t, res, 1, "LLMPRUNER_DATA", "karpathy/tinyllamas", "stories260K/stories260K.bin", "tok512.bin")
 }
+
+// TestDemoJSON: demo --json prints one JSON document with the same figures.
+func TestDemoJSON(t *testing.T) {
+	stories260K(t)
+	dataPath(t, "text/tinystories/tinystories_val_head.txt")
+	res := mustSucceed(t, "demo", "--ppl-kb", "20", "--max-new-tokens", "10", "--json")
+	var out demoResult
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("demo --json: %v\n%s", err, res.stdout)
+	}
+	if out.Model.Params != 260032 || out.PPL == nil || out.PPL.PPL <= 1 || out.Pruned == nil ||
+		out.Pruned.ParamsAfter >= out.Pruned.ParamsBefore || !strings.HasPrefix(out.Story, "Once upon a time") {
+		t.Errorf("demo --json: %+v", out)
+	}
+}
