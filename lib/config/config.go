@@ -134,6 +134,9 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err != nil {
 		return nil, errors.WithMessage(err, source)
 	}
+	if arch == ArchChatGLM {
+		return parseChatGLM(data, raw, source) // chatglm.go
+	}
 	if arch != ArchLlama {
 		return nil, errors.Errorf("%s: architecture %q is not handled by the LLaMA config reader", source, arch)
 	}
@@ -309,6 +312,9 @@ func (c *Config) Validate() error {
 	default:
 		return errors.Errorf("rope_scaling type %q is not supported (supported: llama3)", k)
 	}
+	if c.Arch == ArchChatGLM {
+		return c.validateChatGLM() // chatglm.go
+	}
 	return nil
 }
 
@@ -342,6 +348,9 @@ func (c *Config) Uniform() bool {
 func (c *Config) Marshal() ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if c.Arch == ArchChatGLM {
+		return c.marshalChatGLM() // chatglm.go
 	}
 	out := make(map[string]any, len(c.Raw)+8)
 	for k, v := range c.Raw {
@@ -398,6 +407,9 @@ func (c *Config) Save(path string) error {
 // NumParams counts the parameters of the model described by the config (embeddings, all decoder
 // layers, final norm, and the LM head unless tied).
 func (c *Config) NumParams() int64 {
+	if c.Arch == ArchChatGLM {
+		return c.chatglmNumParams() // chatglm.go
+	}
 	D, V := int64(c.Hidden), int64(c.Vocab)
 	n := V * D // embed_tokens
 	if !c.TieEmbed {
@@ -412,6 +424,9 @@ func (c *Config) NumParams() int64 {
 
 // LayerParams counts the parameters of decoder layer i.
 func (c *Config) LayerParams(i int) int64 {
+	if c.Arch == ArchChatGLM {
+		return c.chatglmLayerParams(i) // chatglm.go
+	}
 	D, HD := int64(c.Hidden), int64(c.HeadDim)
 	q := int64(c.Heads[i]) * HD
 	kv := int64(c.KVHeads[i]) * HD
