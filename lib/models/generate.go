@@ -52,6 +52,9 @@ func (m *Model) Generate(prompt []int, opts GenerateOptions) (out []int, err err
 	}
 	total := len(prompt) + opts.MaxNewTokens
 	ctx := m.Config.MaxPositions
+	if ctx <= 0 && opts.MaxNewTokens <= 0 {
+		return nil, errors.New("generate: the model config has no context length (max_position_embeddings): set MaxNewTokens")
+	}
 	if opts.MaxNewTokens <= 0 || (ctx > 0 && total > ctx) {
 		total = ctx
 	}
