@@ -31,7 +31,7 @@ func runConvert(e *env, args []string) error {
 	e.addModel()
 	e.addJSON()
 	out := e.fs.String("out", "", "output `DIR` (Hugging Face layout)")
-	dtype := e.fs.String("dtype", "", "weight dtype of the output: `f32`, bf16 or f16 (default: as stored)")
+	dtype := e.fs.String("dtype", "", "weight `dtype` of the output: f32, bf16 or f16 (default: as stored)")
 	force := e.fs.Bool("force", false, "replace an existing non-empty --out directory")
 	if err := e.parse(args); err != nil {
 		return err

@@ -42,7 +42,7 @@ func runPlan(e *env, args []string) error {
 	if *seqLen < 1 {
 		return usageErrorf("--seq-len %d must be at least 1", *seqLen)
 	}
-	opts, err := sf.options()
+	opts, err := sf.options(e.flagSet("ratio"))
 	if err != nil {
 		return err
 	}

@@ -62,21 +62,21 @@ func runPrune(e *env, args []string) error {
 	e.addShapeFlags(&f.shape)
 	fs := e.fs
 	fs.StringVar(&f.out, "out", "", "output `DIR` for the pruned model (Hugging Face layout)")
-	fs.StringVar(&f.criterion, "criterion", "", "importance: `random`, l1, l2 or taylor")
-	fs.StringVar(&f.taylor, "taylor", "", "Taylor variant: `vectorize`, param_first (default), param_second or param_mix (needs --criterion taylor)")
-	fs.StringVar(&f.reduction, "reduction", "", "group reduction: `sum` (Taylor default), mean (l1/l2 default), max, prod or first")
+	fs.StringVar(&f.criterion, "criterion", "", "importance `criterion`: random, l1, l2 or taylor")
+	fs.StringVar(&f.taylor, "taylor", "", "Taylor `variant`: vectorize, param_first (default), param_second or param_mix (needs --criterion taylor)")
+	fs.StringVar(&f.reduction, "reduction", "", "group `reduction`: sum (Taylor default), mean (l1/l2 default), max, prod or first")
 	fs.StringVar(&f.calib, "calib", "", "calibration text `file` (documents separated by blank lines)")
 	fs.StringVar(&f.calibIDs, "calib-ids", "", "calibration token ids: JSON `file` with an array of equal-length arrays")
 	fs.IntVar(&f.numExamples, "num-examples", 10, "calibration samples `N` drawn from --calib")
 	fs.IntVar(&f.calibSeqLen, "calib-seq-len", 64, "tokens per calibration sample `L`")
 	fs.Int64Var(&f.seed, "seed", 42, "random `seed` (calibration sampling, random criterion)")
 	fs.StringVar(&f.report, "report", "", "write the pruning report JSON to `R.json`")
-	fs.StringVar(&f.dtype, "dtype", "", "weight dtype of the output: `f32`, bf16 or f16 (default: as stored)")
+	fs.StringVar(&f.dtype, "dtype", "", "weight `dtype` of the output: f32, bf16 or f16 (default: as stored)")
 	fs.BoolVar(&f.force, "force", false, "replace an existing non-empty --out directory")
 	if err := e.parse(args); err != nil {
 		return err
 	}
-	opts, err := f.options()
+	opts, err := f.options(e.flagSet("ratio"))
 	if err != nil {
 		return err
 	}
@@ -137,8 +137,8 @@ func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Report, er
 }
 
 // options builds prune.Options from the flags, rejecting inconsistent combinations.
-func (f *pruneFlags) options() (prune.Options, error) {
-	opts, err := f.shape.options()
+func (f *pruneFlags) options(ratioGiven bool) (prune.Options, error) {
+	opts, err := f.shape.options(ratioGiven)
 	if err != nil {
 		return opts, err
 	}

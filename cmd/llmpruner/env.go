@@ -35,8 +35,8 @@ func newEnv(cmd *command, stdout, stderr io.Writer) *env {
 
 // addModel registers --model and --tokenizer with identical help in every command.
 func (e *env) addModel() {
-	e.fs.StringVar(&e.model, "model", "", "model: a Hugging Face directory (config.json + safetensors/pytorch_model.bin) or a llama2.c .bin `M`")
-	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "tokenizer `file` for llama2.c models when it is not beside the .bin (tokenizer.bin, tok512.bin, tokenizer.model)")
+	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin) or a llama2.c .bin file")
+	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "`T`: tokenizer file (or directory) for llama2.c models whose tokenizer is not beside the .bin")
 }
 
 // addJSON registers --json.
@@ -138,9 +138,7 @@ func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
 			fmt.Fprintln(w, "\nFlags:")
-			fs.SetOutput(w)
-			fs.PrintDefaults()
-			fs.SetOutput(io.Discard)
+			printFlags(w, fs)
 		}
 	}
 	if len(c.examples) > 0 {
@@ -149,4 +147,21 @@ func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 			fmt.Fprintf(w, "  %s\n", ex)
 		}
 	}
+}
+
+// printFlags lists the flags as "--name value" with their help and non-zero defaults (the flag
+// package's own listing writes single dashes).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintln(w, line)
+		if def := f.DefValue; def != "" && def != "0" && def != "false" {
+			usage += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "        %s\n", usage)
+	})
 }

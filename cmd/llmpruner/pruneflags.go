@@ -18,8 +18,8 @@ type shapeFlags struct {
 
 func (e *env) addShapeFlags(s *shapeFlags) {
 	fs := e.fs
-	fs.StringVar(&s.strategy, "strategy", "", "what to prune: `block` (heads and MLP channels), channel (hidden size) or layer (whole decoder layers)")
-	fs.Float64Var(&s.ratio, "ratio", -1, "fraction `R` of groups removed, in [0, 1) (block/channel: per layer unless --global; layer: of the layers when --keep-layers is not given)")
+	fs.StringVar(&s.strategy, "strategy", "", "what to prune (`strategy`): block (heads and MLP channels), channel (hidden size) or layer (whole decoder layers)")
+	fs.Float64Var(&s.ratio, "ratio", 0, "fraction `R` of groups removed, in [0, 1) (block/channel: per layer unless --global; layer: of the layers when --keep-layers is not given)")
 	fs.StringVar(&s.attnLayers, "attn-layers", "", "block: prune attention heads in layers `A:B` (END exclusive; default all)")
 	fs.StringVar(&s.mlpLayers, "mlp-layers", "", "block: prune MLP channels in layers `A:B` (END exclusive; default all)")
 	fs.IntVar(&s.keepLayers, "keep-layers", 0, "layer: keep `N` decoder layers (default int(L·(1−ratio)))")
@@ -29,8 +29,9 @@ func (e *env) addShapeFlags(s *shapeFlags) {
 	fs.IntVar(&s.roundTo, "round-to", 0, "keep counts that are multiples of `K` (hardware-friendly shapes; 0 = off)")
 }
 
-// options turns the flags into prune.Options (the importance part is filled by prune).
-func (s *shapeFlags) options() (prune.Options, error) {
+// options turns the flags into prune.Options (the importance part is filled by prune);
+// ratioGiven tells whether --ratio was on the command line.
+func (s *shapeFlags) options(ratioGiven bool) (prune.Options, error) {
 	var o prune.Options
 	if s.strategy == "" {
 		return o, usageErrorf("--strategy is required (block, channel or layer)")
@@ -39,11 +40,8 @@ func (s *shapeFlags) options() (prune.Options, error) {
 	if err != nil {
 		return o, usageErrorf("--strategy: %v", err)
 	}
-	if s.ratio == -1 && !(st == prune.Layer && s.keepLayers > 0) {
+	if !ratioGiven && !(st == prune.Layer && s.keepLayers > 0) {
 		return o, usageErrorf("--ratio is required (the fraction of groups removed, in [0, 1))")
-	}
-	if s.ratio == -1 {
-		s.ratio = 0
 	}
 	if !(s.ratio >= 0 && s.ratio < 1) {
 		return o, usageErrorf("--ratio %g must be in [0, 1)", s.ratio)
