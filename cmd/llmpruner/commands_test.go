@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,5 +189,37 @@ func TestDemoJSON(t *testing.T) {
 	if out.Model.Params != 260032 || out.PPL == nil || out.PPL.PPL <= 1 || out.Pruned == nil ||
 		out.Pruned.ParamsAfter >= out.Pruned.ParamsBefore || !strings.HasPrefix(out.Story, "Once upon a time") {
 		t.Errorf("demo --json: %+v", out)
+	}
+}
+
+// TestDemoFromHFCacheOffline: without LLMPRUNER_DATA and without network, the demo uses a
+// stories260K found in the Hugging Face cache, and skips what needs the TinyStories text.
+func TestDemoFromHFCacheOffline(t *testing.T) {
+	model := stories260K(t)
+	tok := dataPath(t, "models/stories260K/tok512.bin")
+	cache := t.TempDir()
+	repo := filepath.Join(cache, "huggingface", "hub", "models--karpathy--tinyllamas")
+	snap := filepath.Join(repo, "snapshots", "0123abcd", "stories260K")
+	if err := os.MkdirAll(snap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range map[string]string{model: "stories260K.bin", tok: "tok512.bin"} {
+		raw, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(snap, dst), string(raw))
+	}
+	_ = os.MkdirAll(filepath.Join(repo, "refs"), 0o755)
+	writeFile(t, filepath.Join(repo, "refs", "main"), "0123abcd\n")
+	env := []string{"LLMPRUNER_DATA=", "HF_ENDPOINT=http://127.0.0.1:9", "XDG_CACHE_HOME=" + cache, "HF_HUB_CACHE=", "HF_HOME="}
+	res := runCLIEnv(t, env, "demo", "--max-new-tokens", "20")
+	if res.code != 0 {
+		t.Fatalf("demo from the HF cache: exit %d\n%s", res.code, res.stderr)
+	}
+	for _, want := range []string{"0123abcd/stories260K/stories260K.bin", "skipped: TinyStories text not found", "Once upon a time"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, res.stdout)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gomlx/go-huggingface/hub"
 	"github.com/pkg/errors"
@@ -20,21 +21,25 @@ const (
 // storiesFiles are the model and tokenizer paths of stories260K.
 type storiesFiles struct {
 	model, tokenizer string
-	from             string // where they were found, for the log
 }
 
 // findStories260K looks for stories260K under $LLMPRUNER_DATA/models/stories260K, then in the
-// Hugging Face cache (downloading it when online). Offline with neither it says what to set or
-// download.
+// Hugging Face cache, then downloads it from the Hub into that cache. Offline with neither it
+// says what to set or download.
 func findStories260K(e *env) (storiesFiles, error) {
 	if data := os.Getenv("LLMPRUNER_DATA"); data != "" {
 		dir := filepath.Join(data, storiesDataDir)
-		m, t := filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin")
-		if fileExists(m) && fileExists(t) {
-			return storiesFiles{model: m, tokenizer: t, from: dir}, nil
+		f := storiesFiles{filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin")}
+		if fileExists(f.model) && fileExists(f.tokenizer) {
+			return f, nil
 		}
-		e.logf("stories260K not found in %s; trying the Hugging Face Hub (%s)", dir, storiesRepo)
+		e.logf("stories260K is not in %s; looking in the Hugging Face cache", dir)
 	}
+	if f, ok := storiesInHFCache(); ok {
+		e.logf("using stories260K from the Hugging Face cache: %s", filepath.Dir(f.model))
+		return f, nil
+	}
+	e.logf("downloading stories260K from the Hugging Face Hub (%s)", storiesRepo)
 	repo := hub.New(storiesRepo)
 	repo.Verbosity = 0 // the hub prints progress on stdout, which is reserved for results
 	paths, err := repo.DownloadFiles(storiesModelFile, storiesTokFile)
@@ -45,8 +50,37 @@ func findStories260K(e *env) (storiesFiles, error) {
 				"(or go online: the Hugging Face Hub could not be reached: %v)",
 			base, storiesModelFile, base, storiesTokFile, storiesDataDir, err)
 	}
-	cacheDir, _ := repo.CacheDir()
-	return storiesFiles{model: paths[0], tokenizer: paths[1], from: cacheDir}, nil
+	return storiesFiles{model: paths[0], tokenizer: paths[1]}, nil
+}
+
+// storiesInHFCache finds stories260K in a Hugging Face cache without the network (the hub
+// package asks the Hub for the current revision before it looks at its cache). It looks in
+// $HF_HUB_CACHE, $HF_HOME/hub and go-huggingface's default (${XDG_CACHE_HOME:-~/.cache}/huggingface/hub),
+// preferring the snapshot that refs/main names.
+func storiesInHFCache() (storiesFiles, bool) {
+	var roots []string
+	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
+		roots = append(roots, d)
+	}
+	if d := os.Getenv("HF_HOME"); d != "" {
+		roots = append(roots, filepath.Join(d, "hub"))
+	}
+	roots = append(roots, hub.DefaultCacheDir())
+	for _, root := range roots {
+		repoDir := filepath.Join(root, "models--"+strings.ReplaceAll(storiesRepo, "/", "--"))
+		var snapshots []string
+		if ref, err := os.ReadFile(filepath.Join(repoDir, "refs", "main")); err == nil {
+			snapshots = append(snapshots, filepath.Join(repoDir, "snapshots", strings.TrimSpace(string(ref))))
+		}
+		others, _ := filepath.Glob(filepath.Join(repoDir, "snapshots", "*"))
+		for _, snap := range append(snapshots, others...) {
+			f := storiesFiles{filepath.Join(snap, storiesModelFile), filepath.Join(snap, storiesTokFile)}
+			if fileExists(f.model) && fileExists(f.tokenizer) {
+				return f, true
+			}
+		}
+	}
+	return storiesFiles{}, false
 }
 
 func fileExists(p string) bool {
