@@ -88,10 +88,21 @@ func (r *recorder) weight(g *Graph, hfName string) *Node {
 	return n
 }
 
+// dotLinear is x·Wᵀ + b as one DotGeneral contracting x's last axis with W's input axis (W is
+// [out, in], x [..., in] → [..., out]). Its backward pass needs much less memory on the Go backend
+// than nn.Dense's (measured: about 0.5× instead of 3× the weight, per use, for the input gradient).
+func dotLinear(x *Node, _ string, w, b *Node) *Node {
+	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	if b != nil {
+		y = Add(y, ExpandLeftToRank(b, y.Rank()))
+	}
+	return y
+}
+
 // lossAndGrads builds the LM loss of tokens and its gradients with respect to the named weights.
 func lossAndGrads(scope *model.Scope, m *models.Model, tokens *Node, names []string) (loss *Node, w, grads []*Node) {
 	rec := newRecorder(scope.Store())
-	logits := models.Logits(scope, m.Config, tokens, nil, &models.Hooks{Weight: rec.weight})
+	logits := models.Logits(scope, m.Config, tokens, nil, &models.Hooks{Weight: rec.weight, Linear: dotLinear})
 	loss = models.LMLoss(logits, tokens, nil)
 	w = make([]*Node, len(names))
 	for i, n := range names {
