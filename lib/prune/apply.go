@@ -169,7 +169,7 @@ func RemoveLayers(store *model.Store, cfg *config.Config, remove []int) (*config
 		if !drop[l] {
 			continue
 		}
-		for _, n := range groups.LlamaLayerTensors(cfg, l) {
+		for _, n := range groups.LayerTensors(cfg, l) {
 			if err := store.DeleteVariable(models.VarPath(n)); err != nil {
 				return nil, nil, errors.Wrapf(err, "deleting %s", n)
 			}
@@ -179,7 +179,7 @@ func RemoveLayers(store *model.Store, cfg *config.Config, remove []int) (*config
 		if newIdx == l {
 			continue
 		}
-		from, to := groups.LlamaLayerTensors(cfg, l), groups.LlamaLayerTensors(cfg, newIdx)
+		from, to := groups.LayerTensors(cfg, l), groups.LayerTensors(cfg, newIdx)
 		for i := range from {
 			if err := store.MoveVariable(models.VarPath(from[i]), models.VarPath(to[i])); err != nil {
 				return nil, nil, errors.Wrapf(err, "renumbering layer %d to %d", l, newIdx)

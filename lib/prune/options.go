@@ -14,6 +14,21 @@
 // int(init·(1 − target)) channels after a step with target sparsity target (heads: channel count
 // divided by head_dim, rounded down), and the target grows linearly over IterativeSteps
 // (step k: Ratio·k/steps), with new calibration samples each step.
+//
+// Deliberate differences from the original:
+//   - each iterative step computes its gradients afresh (the original never zeroes .grad/acc_grad
+//     between steps, so unpruned weights carry the sum of all steps' gradients);
+//   - global pruning keeps at least one unit per family (the original can empty a layer);
+//   - RoundTo rounds the kept count to the nearest multiple (the original rounds the pruned count);
+//   - the pruned model is a plain Hugging Face directory with per-layer sizes in config.json
+//     (models.Model.Save), not a pickled module.
+//
+// Typical use (the CLI's `llmpruner prune`):
+//
+//	rep, err := prune.Prune(m, prune.Options{Strategy: prune.Block, Ratio: 0.25,
+//		AttnLayers: &prune.Range{Start: 4, End: 30}, MLPLayers: &prune.Range{Start: 4, End: 30},
+//		Importance: importance.Options{Criterion: importance.Taylor}, Sampler: samples})
+//	// then m.Save(dir, "") and rep.Save(reportPath)
 package prune
 
 import (

@@ -118,6 +118,9 @@ func mlpFamilyName(l int) string  { return "layer " + itoa(l) + " MLP channels" 
 // For LLaMA-7B at S = 64 this gives 423.9G, against 424.02G from the original's ptflops hooks
 // (which also count RMSNorm, RoPE and softmax).
 func MACs(cfg *config.Config, S int) int64 {
+	if cfg.Arch == config.ArchChatGLM {
+		return chatglmMACs(cfg, S) // chatglm.go
+	}
 	s := int64(S)
 	D, V, HD := int64(cfg.Hidden), int64(cfg.Vocab), int64(cfg.HeadDim)
 	total := s * V * D // lm_head (tied or not)
