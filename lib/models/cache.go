@@ -68,6 +68,9 @@ func CacheShapes(cfg *config.Config, maxLen int) []shapes.Shape {
 		s := shapes.Make(dtypes.Float32, 1, cfg.KVHeads[l], maxLen, cfg.HeadDim)
 		out = append(out, s, s)
 	}
+	if cfg.Arch == config.ArchChatGLM {
+		out = append(out, shapes.Make(dtypes.Int32, 2)) // prefix state, see chatglmDecodeStep
+	}
 	return out
 }
 
@@ -78,6 +81,9 @@ func CacheShapes(cfg *config.Config, maxLen int) []shapes.Shape {
 // token with S = 1.
 func DecodeStep(scope *model.Scope, cfg *config.Config, tokens, pos0, last *Node, buffers []*Node, hooks *Hooks) (logits *Node, updated []*Node) {
 	checkTokens(tokens, nil)
+	if cfg.Arch == config.ArchChatGLM {
+		return chatglmDecodeStep(scope, cfg, tokens, pos0, last, buffers, hooks)
+	}
 	L := cfg.NumLayers()
 	if len(buffers) != 2*L {
 		exceptions.Panicf("DecodeStep: %d cache buffers for %d layers, want %d", len(buffers), L, 2*L)

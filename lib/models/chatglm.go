@@ -46,7 +46,9 @@ import (
 )
 
 // ChatGLMLayerTensor names a tensor of ChatGLM layer l, e.g. ChatGLMLayerTensor(3, "attention.dense.weight").
-func ChatGLMLayerTensor(l int, rest string) string { return fmt.Sprintf("transformer.layers.%d.%s", l, rest) }
+func ChatGLMLayerTensor(l int, rest string) string {
+	return fmt.Sprintf("transformer.layers.%d.%s", l, rest)
+}
 
 // ChatGLM tensor names outside the layers.
 const (
@@ -277,7 +279,7 @@ func chatglmDecodeStep(scope *model.Scope, cfg *config.Config, tokens, pos0, las
 	pos, block := chatglmPositions(abs, ctx, maskPos, 1)
 	allowed := chatglmAllowed(abs, ctx, 1, maxLen)
 	m := &chatglm{cfg: cfg, w: newWeights(scope, g, hooks)}
-	x := m.hidden(tokens, pos, block, allowed, c.source)                                // [1, S, D]
+	x := m.hidden(tokens, pos, block, allowed, c.source)                                   // [1, S, D]
 	x = Gather(Reshape(x, S, cfg.Hidden), Reshape(ConvertDType(last, dtypes.Int32), 1, 1)) // [1, D]
 	logits := m.head(x)
 	var updated []*Node

@@ -24,6 +24,8 @@ func ExpectedTensors(cfg *config.Config) ([]TensorSpec, error) {
 	switch cfg.Arch {
 	case config.ArchLlama:
 		return llamaTensors(cfg), nil
+	case config.ArchChatGLM:
+		return chatglmTensors(cfg), nil
 	default:
 		return nil, unsupportedArch(cfg)
 	}
@@ -37,6 +39,8 @@ func Logits(scope *model.Scope, cfg *config.Config, tokens, mask *Node, hooks *H
 	switch cfg.Arch {
 	case config.ArchLlama:
 		return llamaLogits(&llama{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, mask)
+	case config.ArchChatGLM:
+		return chatglmLogits(&chatglm{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, mask)
 	default:
 		panic(unsupportedArch(cfg))
 	}

@@ -64,8 +64,8 @@ func loadHFDir(backend compute.Backend, dir, source string, opts LoadOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	if arch != config.ArchLlama {
-		return nil, errors.Errorf("%s: architecture %q is not supported yet by the models package (supported: llama)", cfgPath, arch)
+	if arch != config.ArchLlama && arch != config.ArchChatGLM {
+		return nil, errors.Errorf("%s: architecture %q is not supported yet by the models package (supported: llama, chatglm)", cfgPath, arch)
 	}
 	cfg, err := config.Parse(data, cfgPath)
 	if err != nil {
@@ -76,6 +76,9 @@ func loadHFDir(backend compute.Backend, dir, source string, opts LoadOptions) (*
 		return nil, errors.WithMessagef(err, "loading model %s", source)
 	}
 	defer r.Close()
+	if cfg.Arch == config.ArchChatGLM {
+		r = chatglmReader(cfg, r) // chatglm_load.go
+	}
 	return newModel(backend, cfg, r, dir, false, source, opts)
 }
 

@@ -53,6 +53,7 @@ func CheckTensors(cfg *config.Config, infos []checkpoint.TensorInfo) error {
 	}
 	var b strings.Builder
 	b.WriteString("checkpoint does not match the model config")
+	b.WriteString(archMismatchHint(cfg, infos)) // chatglm_load.go
 	list := func(what string, names []string) {
 		if len(names) == 0 {
 			return
@@ -115,5 +116,5 @@ func LoadStore(cfg *config.Config, r checkpoint.Reader, source string) (*model.S
 
 // unsupportedArch is the error for an architecture this package cannot run.
 func unsupportedArch(cfg *config.Config) error {
-	return errors.Errorf("architecture %q is not supported by the models package (supported: llama)", cfg.Arch)
+	return errors.Errorf("architecture %q is not supported by the models package (supported: llama, chatglm)", cfg.Arch)
 }
