@@ -60,6 +60,9 @@ func QueryHeadsOf(cfg *config.Config, l, kv int) []int {
 // Members: q_proj rows of the query heads (head by head), k_proj and v_proj rows of the kv head,
 // o_proj columns of the query heads, and the q/k/v bias elements when attention_bias is set.
 func AttentionHeads(cfg *config.Config, l int) (*Family, error) {
+	if cfg.Arch == config.ArchChatGLM {
+		return chatglmAttentionHeads(cfg, l) // chatglm.go
+	}
 	if err := checkLayer(cfg, l); err != nil {
 		return nil, err
 	}
@@ -92,6 +95,9 @@ func AttentionHeads(cfg *config.Config, l int) (*Family, error) {
 // MLPChannels returns the intermediate-channel groups of layer l: gate_proj row c (root), up_proj
 // row c, down_proj column c, and the gate/up bias element c when mlp_bias is set.
 func MLPChannels(cfg *config.Config, l int) (*Family, error) {
+	if cfg.Arch == config.ArchChatGLM {
+		return chatglmMLPChannels(cfg, l) // chatglm.go
+	}
 	if err := checkLayer(cfg, l); err != nil {
 		return nil, err
 	}
@@ -124,6 +130,9 @@ func MLPChannels(cfg *config.Config, l int) (*Family, error) {
 // test): the sliced model equals the unpruned model with the removed channels zeroed, every RMSNorm
 // weight multiplied by sqrt(D'/D) and ε replaced by ε·D'/D.
 func HiddenChannels(cfg *config.Config) (*Family, error) {
+	if cfg.Arch == config.ArchChatGLM {
+		return chatglmHiddenChannels(cfg) // chatglm.go
+	}
 	if err := checkLayer(cfg, 0); err != nil {
 		return nil, err
 	}
@@ -170,6 +179,9 @@ func HiddenChannels(cfg *config.Config) (*Family, error) {
 // DecoderLayers returns one group per decoder layer: every tensor of the layer, whole (Axis -1).
 // Removing layer l renumbers the layers after it.
 func DecoderLayers(cfg *config.Config) (*Family, error) {
+	if cfg.Arch == config.ArchChatGLM {
+		return chatglmDecoderLayers(cfg) // chatglm.go
+	}
 	if err := checkLayer(cfg, 0); err != nil {
 		return nil, err
 	}
