@@ -51,8 +51,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		cmdName = cmd.name
 	}
 	if err != nil {
-		reportError(stderr, cmdName, err)
-		fmt.Fprintln(stderr, "Run 'llmpruner help' for the list of commands.")
+		reportError(stderr, cmdName, fmt.Errorf("%w (run 'llmpruner help' for the list of commands)", err))
 		return exitUsage
 	}
 	env := newEnv(cmd, stdout, stderr)
@@ -60,11 +59,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		if isHelp(err) {
 			return exitOK
 		}
-		reportError(stderr, cmdName, err)
 		if isUsage(err) {
-			fmt.Fprintf(stderr, "Run 'llmpruner %s --help' for usage.\n", cmdName)
+			reportError(stderr, cmdName, fmt.Errorf("%w (see 'llmpruner %s --help')", err, cmdName))
 			return exitUsage
 		}
+		reportError(stderr, cmdName, err)
 		if os.Getenv("LLMPRUNER_DEBUG") == "1" {
 			fmt.Fprintf(stderr, "%+v\n", err)
 		}
