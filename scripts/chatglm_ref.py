@@ -113,17 +113,17 @@ def rotary(x, pos, hd_half):
     return x * cos + rot * sin
 
 
-def forward(w, ids, cfg_layers=None, heads=None, inter=None, hidden=D):
-    """Logits [S, V] of one sequence (float32)."""
-    heads = heads or [H] * L
+def forward(w, ids, layers=None):
+    """Logits [S, V] of one sequence (float32), through the given layers (default all)."""
+    layers = list(range(L)) if layers is None else layers
     f = {k: v.float() for k, v in w.items()}
     pos, block, allowed = positions(ids)
     x = f["transformer.word_embeddings.weight"][torch.tensor(ids)]  # [S, D]
     S = len(ids)
-    alpha = math.sqrt(2 * L)
-    for l in range(L):
+    alpha = math.sqrt(2 * L)  # the unpruned layer count, also after layers are removed
+    for l in layers:
         p = f"transformer.layers.{l}."
-        nh = heads[l]
+        nh = f[p + "attention.dense.weight"].shape[1] // HD
         h = layer_norm(x, f[p + "input_layernorm.weight"], f[p + "input_layernorm.bias"])
         qkv = h @ f[p + "attention.query_key_value.weight"].T + f[p + "attention.query_key_value.bias"]
         qkv = qkv.view(S, nh, 3 * HD)
@@ -230,7 +230,8 @@ def main():
         "greedy_prompts": [prompts[0], prompts[2]],
         "greedy": [greedy(w, prompts[0], 12), greedy(w, prompts[2], 12)],
         "hidden_removed": drop,
-        "hidden_removed_logits": forward(remove_hidden(w, set(drop)), prompts[1], hidden=D - len(drop)).tolist(),
+        "hidden_removed_logits": forward(remove_hidden(w, set(drop)), prompts[1]).tolist(),
+        "layer0_removed_logits": forward(w, prompts[1], layers=[1]).tolist(),
     }
     pos, block, _ = positions(prompts[3])
     expected["positions_example"] = {"ids": prompts[3], "position_ids": pos.tolist(), "block_position_ids": block.tolist()}
