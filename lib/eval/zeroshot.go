@@ -69,7 +69,8 @@ type Progress struct {
 // ZeroShot evaluates the tasks of opts with lm-evaluation-harness's zero-shot protocol (commit
 // 4d21ab6, as LLM-Pruner's paper): every document becomes one (context, continuation) request per
 // choice, context and continuation are tokenized separately without BOS, and each request is scored
-// by the summed log-probability of its continuation tokens. See Tokenize for the token details.
+// by the summed log-probability of its continuation tokens. See TokenizeRequest for the token
+// details and LoadDocs for the data layout. scorer is the model (*models.Model is a Scorer).
 func ZeroShot(scorer Scorer, tok Encoder, opts ZeroShotOptions) (*ZeroShotResult, error) {
 	if scorer == nil || tok == nil {
 		return nil, errors.New("zero-shot evaluation needs a model (scorer) and its tokenizer")
