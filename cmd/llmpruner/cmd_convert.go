@@ -50,7 +50,10 @@ func runConvert(e *env, args []string) error {
 		return err
 	}
 	start := time.Now()
-	if err := m.Save(*out, *dtype); err != nil {
+	stop := e.spinner("saving " + *out)
+	err = m.Save(*out, *dtype)
+	stop()
+	if err != nil {
 		return err
 	}
 	size := dirSize(*out)

@@ -103,7 +103,10 @@ func runPrune(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Save(f.out, f.dtype); err != nil {
+	stop := e.spinner("saving " + f.out)
+	err = m.Save(f.out, f.dtype)
+	stop()
+	if err != nil {
 		return err
 	}
 	e.logf("wrote %s (%s on disk)", f.out, humanBytes(dirSize(f.out)))
@@ -128,7 +131,9 @@ func runPrune(e *env, args []string) error {
 func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Report, error) {
 	start := time.Now()
 	e.logf("pruning: %s, ratio %g, criterion %s", opts.Strategy, opts.Ratio, opts.Importance.Criterion)
+	stop := e.spinner("pruning")
 	rep, err := prune.Prune(m, opts)
+	stop()
 	if err != nil {
 		return nil, errors.WithMessage(err, "pruning")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -164,4 +165,34 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "        %s\n", usage)
 	})
+}
+
+// spinner shows an indeterminate progress indicator with description on stderr while slow work
+// without progress reports runs (loading, pruning, saving); call the returned stop function when
+// done. It draws nothing when progress is disabled.
+func (e *env) spinner(description string) (stop func()) {
+	if !e.progressEnabled() {
+		return func() {}
+	}
+	bar := e.progress(-1, description)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				_ = bar.Finish()
+				return
+			case <-tick.C:
+				_ = bar.Add(1)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }

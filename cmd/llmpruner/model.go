@@ -54,7 +54,9 @@ func (e *env) loadModelAt(path, tokenizerPath string) (*models.Model, error) {
 		return nil, err
 	}
 	start := time.Now()
+	stop := e.spinner("loading " + path)
 	m, err := models.Load(be, path, models.LoadOptions{Tokenizer: tokenizerPath, Quiet: true})
+	stop()
 	if err != nil {
 		if !strings.Contains(err.Error(), path) {
 			err = errors.WithMessagef(err, "loading model %s", path)
