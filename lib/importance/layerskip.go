@@ -20,6 +20,9 @@ func LayerSkipLoss(m *models.Model, calib [][]int) (base float64, delta []float6
 	if err := checkCalibration(calib); err != nil {
 		return 0, nil, err
 	}
+	if err := checkLayerSkipArch(m.Config); err != nil { // chatglm.go
+		return 0, nil, err
+	}
 	L := m.Config.NumLayers()
 	exec, err := model.NewExec(m.Backend, m.Store, func(scope *model.Scope, tokens, gates *Node) *Node {
 		store := scope.Store()

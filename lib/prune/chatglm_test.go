@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/config"
@@ -208,5 +209,46 @@ func TestChatGLMLayerRemovalMatchesReference(t *testing.T) {
 	t.Logf("layer 0 removed (kept %v): logits relative error vs reference %.2e", kept, r)
 	if back.Config.NumLayers() != 1 || r > 1e-4 {
 		t.Errorf("layer removal: %d layers, relative error %.3g", back.Config.NumLayers(), r)
+	}
+}
+
+// TestChatGLMChannelAndLayerStrategies: channel-wise (Taylor) and layer-wise pruning of the tiny
+// ChatGLM produce directories that reload with the planned sizes; ranked layer pruning is refused
+// with a clear error (no weight gate makes a ChatGLM layer the identity).
+func TestChatGLMChannelAndLayerStrategies(t *testing.T) {
+	e := loadChatGLMExpected(t)
+	for _, o := range []Options{
+		{Strategy: Channel, Ratio: 0.25, Importance: importance.Options{Criterion: importance.Taylor}, Sampler: chatglmCalibration},
+		{Strategy: Layer, KeepLayers: 1},
+	} {
+		m := chatglmTinyF32(t)
+		plan, err := Plan(m.Config, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Prune(m, o)
+		if err != nil {
+			t.Fatalf("%v: %+v", o.Strategy, err)
+		}
+		out := filepath.Join(t.TempDir(), "pruned")
+		if err := m.Save(out, ""); err != nil {
+			t.Fatal(err)
+		}
+		back, err := models.Load(groupstest.Backend(t), out, models.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := back.Logits(e.Prompts); err != nil {
+			t.Fatal(err)
+		}
+		if back.Config.NumParams() != plan.ParamsAfter || rep.ParamsAfter != plan.ParamsAfter {
+			t.Errorf("%v: reloaded %d params, report %d, plan %d", o.Strategy, back.Config.NumParams(), rep.ParamsAfter, plan.ParamsAfter)
+		}
+		t.Logf("%v: hidden %d, layers %d, params %d → %d", o.Strategy, back.Config.Hidden, back.Config.NumLayers(), rep.ParamsBefore, rep.ParamsAfter)
+	}
+	m := chatglmTinyF32(t)
+	_, err := Prune(m, Options{Strategy: Layer, KeepLayers: 1, RankLayers: true, Sampler: chatglmCalibration})
+	if err == nil || !strings.Contains(err.Error(), "not available for ChatGLM") {
+		t.Errorf("ranked layer pruning of ChatGLM: err = %v", err)
 	}
 }
