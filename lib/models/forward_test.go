@@ -207,3 +207,40 @@ func TestVariableUpdatesReachCompiledGraphs(t *testing.T) {
 		}
 	}
 }
+
+// TestHooksSeeEveryWeightAndProjection: the Weight hook is asked for every tensor of the model
+// and the Linear hook for every projection (q/k/v/o, gate/up/down per layer, lm_head), so
+// importance estimation and LoRA can hook in without copying the forward.
+func TestHooksSeeEveryWeightAndProjection(t *testing.T) {
+	cfg := nonUniformConfig()
+	m := modelFromReader(t, cfg, randomWeights(cfg, 21))
+	weights, modules := map[string]bool{}, map[string]bool{}
+	hooks := &Hooks{
+		Weight: func(g *Graph, name string) *Node { weights[name] = true; return VariableF32(m.Store, g, name) },
+		Linear: func(x *Node, module string, w, b *Node) *Node {
+			modules[module] = true
+			return MulScalar(Linear(x, module, w, b), 2) // visible change
+		},
+	}
+	exec := model.MustNewExec(backend(t), m.Store, func(scope *model.Scope, tokens *Node) *Node {
+		return Logits(scope, cfg, tokens, nil, hooks)
+	})
+	tok := tensors.FromFlatDataAndDimensions([]int32{1, 4, 9}, 1, 3)
+	hooked := tensors.MustCopyFlatData[float32](exec.MustCall1(tok))
+	specs, _ := ExpectedTensors(cfg)
+	for _, s := range specs {
+		if !weights[s.Name] {
+			t.Errorf("Weight hook never asked for %s", s.Name)
+		}
+	}
+	if want := 7*cfg.NumLayers() + 1; len(modules) != want || !modules["lm_head"] || !modules["model.layers.1.mlp.down_proj"] {
+		t.Errorf("Linear hook saw %d modules %v, want %d", len(modules), modules, want)
+	}
+	plain, err := m.Logits([][]int{{1, 4, 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hooked[0] == plain[0][0][0] {
+		t.Error("the Linear hook did not change the output")
+	}
+}

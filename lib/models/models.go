@@ -9,6 +9,25 @@
 //
 // Weights may be stored in bf16/f16 to save memory; the forward pass converts them to float32
 // in-graph (float32 matmuls are much faster on the Go backend).
+//
+// Host side (errors, never panics):
+//
+//	m, err := models.Load(backend, "path/to/hf-dir" /* or llama2.c .bin, or "owner/name" */, models.LoadOptions{})
+//	logits, err := m.Logits([][]int{ids})              // [seq][pos][V]
+//	logp, greedy, err := m.TokenLogProbs(seqs)          // log p(tok[t] | tok[<t]), t ≥ 1
+//	nll, err := m.Loss(seqs)                            // mean next-token NLL
+//	out, err := m.Generate(prompt, models.GenerateOptions{MaxNewTokens: 64, Temperature: 0.8, TopP: 0.9, Seed: 1})
+//	err = m.Save(dir, "bf16")                           // Hugging Face directory
+//
+// Graph side (for importance estimation, training, custom Execs; panics like graph code):
+// Logits(scope, cfg, tokens, mask, hooks), LMLoss(logits, tokens, mask), TokenScores and
+// DecodeStep. Every weight is read through Hooks.Weight and every projection applied through
+// Hooks.Linear.
+//
+// Files: llama.go (the LLaMA architecture), chatglm*.go (ChatGLM-6B), layers.go (shared blocks:
+// RMSNorm, RoPE, attention), forward.go (architecture dispatch, loss), cache.go (generation
+// cache), store.go/load.go/hub.go/tokenizer.go (loading), score.go/generate.go/save.go (host
+// API), exec.go (compiled-graph cache).
 package models
 
 import (
