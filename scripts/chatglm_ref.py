@@ -116,7 +116,7 @@ def rotary(x, pos, hd_half):
 def forward(w, ids, layers=None):
     """Logits [S, V] of one sequence (float32), through the given layers (default all)."""
     layers = list(range(L)) if layers is None else layers
-    f = {k: v.float() for k, v in w.items()}
+    f = {k: v if v.dtype == torch.float32 else v.float() for k, v in w.items()}
     pos, block, allowed = positions(ids)
     x = f["transformer.word_embeddings.weight"][torch.tensor(ids)]  # [S, D]
     S = len(ids)
@@ -144,6 +144,30 @@ def forward(w, ids, layers=None):
         x = h * alpha + (m @ f[p + "mlp.dense_4h_to_h.weight"].T + f[p + "mlp.dense_4h_to_h.bias"])
     x = layer_norm(x, f["transformer.final_layernorm.weight"], f["transformer.final_layernorm.bias"])
     return x @ f["transformer.word_embeddings.weight"].T
+
+
+def taylor_scores(w, rows):
+    """First-order Taylor importance (LLM-Pruner's param_first, sum reduction) of every head and MLP
+    channel: Σ|W⊙∂loss/∂W| over the group's weight entries (query/key/value rows of the head in
+    query_key_value and its dense columns; the dense_h_to_4h row and dense_4h_to_h column of a
+    channel). loss = mean next-token cross-entropy over all rows and positions. Biases not scored."""
+    f = {k: v.float().requires_grad_(True) for k, v in w.items()}
+    nll = []
+    for ids in rows:
+        logp = torch.log_softmax(forward(f, ids), dim=-1)
+        nll.append(-logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])])
+    loss = torch.cat(nll).mean()
+    loss.backward()
+    heads, mlp = [], []
+    for l in range(L):
+        p = f"transformer.layers.{l}."
+        s_qkv = (f[p + "attention.query_key_value.weight"] * f[p + "attention.query_key_value.weight"].grad).abs().sum(1)
+        s_dense = (f[p + "attention.dense.weight"] * f[p + "attention.dense.weight"].grad).abs().sum(0)
+        heads.append([float(s_qkv[3 * HD * h: 3 * HD * (h + 1)].sum() + s_dense[HD * h: HD * (h + 1)].sum()) for h in range(H)])
+        s_up = (f[p + "mlp.dense_h_to_4h.weight"] * f[p + "mlp.dense_h_to_4h.weight"].grad).abs().sum(1)
+        s_down = (f[p + "mlp.dense_4h_to_h.weight"] * f[p + "mlp.dense_4h_to_h.weight"].grad).abs().sum(0)
+        mlp.append((s_up + s_down).tolist())
+    return float(loss), heads, mlp
 
 
 def greedy(w, prompt, n):
@@ -233,6 +257,9 @@ def main():
         "hidden_removed_logits": forward(remove_hidden(w, set(drop)), prompts[1]).tolist(),
         "layer0_removed_logits": forward(w, prompts[1], layers=[1]).tolist(),
     }
+    calib = [[4, 8, 15, 16, g, b, 23, 42, 7, 9], [100, 3, 27, m, b, 66, 1, 2, 140, 5], [11, g, b, 12, 13, 14, 15, 16, 17, 18]]
+    loss, heads, mlp = taylor_scores(w, calib)
+    expected["taylor"] = {"calibration": calib, "loss": loss, "head_scores": heads, "mlp_scores": mlp}
     pos, block, _ = positions(prompts[3])
     expected["positions_example"] = {"ids": prompts[3], "position_ids": pos.tolist(), "block_position_ids": block.tolist()}
     with open(os.path.join(st_dir, "expected.json"), "w") as fh:
