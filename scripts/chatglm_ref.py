@@ -19,7 +19,7 @@ and 1, 2, ... from <sop> on.
 Run with Debian's python3-torch:  /usr/bin/python3 scripts/chatglm_ref.py lib/models/testdata
 It writes chatglm_tiny/ (config.json, model.safetensors in float16, expected.json) and
 chatglm_tiny_bin/ (the same weights as two torch .bin shards with an index, lm_head.weight
-included as HF's tied checkpoints store it).
+included as HF's tied checkpoints store it, and the rotary inv_freq buffers the original saves).
 """
 import json
 import math
@@ -231,6 +231,11 @@ def main():
     shards = [names[: len(names) // 2], names[len(names) // 2:] + ["lm_head.weight"]]
     full = dict(w)
     full["lm_head.weight"] = w["transformer.word_embeddings.weight"].clone()
+    # The original also saves each layer's rotary inv_freq buffer (ignored when loading).
+    for l in range(L):
+        name = f"transformer.layers.{l}.attention.rotary_emb.inv_freq"
+        full[name] = (1.0 / (10000 ** (torch.arange(0, HD // 2, 2).float() / (HD // 2)))).half()
+        shards[l % 2].append(name)
     weight_map = {}
     for i, part in enumerate(shards):
         fname = f"pytorch_model-0000{i + 1}-of-00002.bin"

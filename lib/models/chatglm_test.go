@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
 )
 
@@ -146,4 +151,65 @@ func TestChatGLMBadInput(t *testing.T) {
 	_, err = Load(backend(t), dir, LoadOptions{})
 	wantError(t, err, "pytorch_model-00002-of-00002.bin")
 	t.Log(err)
+}
+
+// TestChatGLMPlainTextIsCausal: a sequence without <sop> (plain text scored as a language model)
+// is causal: the logits of a prefix do not change when tokens are appended. With <sop> the context
+// before it is bidirectional, so appending to the context changes earlier logits.
+func TestChatGLMPlainTextIsCausal(t *testing.T) {
+	m := mustLoad(t, chatglmTinyDir, LoadOptions{})
+	full := []int{4, 8, 15, 16, 23, 42, 7, 9}
+	a, err := m.Logits([][]int{full, full[:5]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pos := range 5 {
+		if d := relErr(a[1][pos], a[0][pos]); d > 1e-6 {
+			t.Errorf("plain text position %d: prefix logits differ by %.3g", pos, d)
+		}
+	}
+	ctxA, ctxB := []int{4, 8, 15, 151, 152}, []int{4, 8, 15, 16, 151, 152}
+	b, err := m.Logits([][]int{ctxA, ctxB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := relErr(b[1][0], b[0][0]); d < 1e-3 {
+		t.Errorf("context is not bidirectional: first-token logits equal (%.3g)", d)
+	}
+}
+
+// TestChatGLMPositions checks the position and block position ids against the reference's
+// get_position_ids example in expected.json, through the graph code.
+func TestChatGLMPositions(t *testing.T) {
+	var e struct {
+		Ex struct {
+			IDs   []int `json:"ids"`
+			Pos   []int `json:"position_ids"`
+			Block []int `json:"block_position_ids"`
+		} `json:"positions_example"`
+	}
+	readJSON(t, filepath.Join(chatglmTinyDir, "expected.json"), &e)
+	m := mustLoad(t, chatglmTinyDir, LoadOptions{})
+	exec, err := model.NewExec(backend(t), m.Store, func(scope *model.Scope, tokens *Node) (*Node, *Node) {
+		ctx, maskPos := chatglmPrefix(m.Config, tokens)
+		S := tokens.Shape().Dim(1)
+		return chatglmPositions(Iota(tokens.Graph(), shapes.Make(dtypes.Int32, 1, S), 1), ctx, maskPos, 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int32, len(e.Ex.IDs))
+	for i, id := range e.Ex.IDs {
+		ids[i] = int32(id)
+	}
+	out, err := exec.Call(tensors.FromFlatDataAndDimensions(ids, 1, len(ids)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, block := tensors.MustCopyFlatData[int32](out[0]), tensors.MustCopyFlatData[int32](out[1])
+	for i := range ids {
+		if int(pos[i]) != e.Ex.Pos[i] || int(block[i]) != e.Ex.Block[i] {
+			t.Fatalf("ids %v: positions %v / %v, reference %v / %v", e.Ex.IDs, pos, block, e.Ex.Pos, e.Ex.Block)
+		}
+	}
 }
