@@ -4,6 +4,8 @@ package lora
 // seeded validation split, and padded micro-batches.
 
 import (
+	"strings"
+
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/llmpruner/llmpruner/lib/data"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
@@ -26,10 +28,21 @@ type Dataset struct {
 
 // DataOptions configure PrepareAlpaca and PrepareText.
 type DataOptions struct {
-	CutoffLen     int   // tokens per sequence (post_training.py --cutoff_len, 256)
-	ValSize       int   // records (Alpaca) or windows (text) held out for validation (2000); 0 = none
-	Seed          int64 // seed of the validation split (42)
+	CutoffLen     int   // tokens per sequence (post_training.py --cutoff_len; 0 = 256)
+	ValSize       int   // records (Alpaca) or windows (text) held out for validation (the CLI's default is 2000); 0 = none
+	Seed          int64 // seed of the validation split (0 = 42)
 	TrainOnInputs bool  // Alpaca: also train on the prompt tokens
+}
+
+// withDefaults fills a zero CutoffLen (256) and Seed (42).
+func (o DataOptions) withDefaults() DataOptions {
+	if o.CutoffLen == 0 {
+		o.CutoffLen = 256
+	}
+	if o.Seed == 0 {
+		o.Seed = 42
+	}
+	return o
 }
 
 // PrepareAlpaca tokenizes Alpaca records as post_training.py does (data.TokenizeAlpaca: template,
@@ -38,6 +51,7 @@ type DataOptions struct {
 // response token under the cutoff are skipped and counted in Skipped (the original would train
 // on nothing for them); it is an error when no training record is left.
 func PrepareAlpaca(tok tokenizer.Tokenizer, records []data.AlpacaRecord, opts DataOptions) (*Dataset, error) {
+	opts = opts.withDefaults()
 	if len(records) == 0 {
 		return nil, errors.New("Alpaca data: no records")
 	}
@@ -78,6 +92,7 @@ func PrepareAlpaca(tok tokenizer.Tokenizer, records []data.AlpacaRecord, opts Da
 // start of the stream, last partial window dropped), trains on every token, and holds ValSize
 // windows out for validation, drawn with the seed.
 func PrepareText(tok tokenizer.Tokenizer, text string, opts DataOptions) (*Dataset, error) {
+	opts = opts.withDefaults()
 	windows, err := data.TextWindows(tok, text, opts.CutoffLen)
 	if err != nil {
 		return nil, errors.WithMessage(err, "text data")
@@ -167,4 +182,43 @@ func (b batch) finalize() {
 	_ = b.tokens.FinalizeAll()
 	_ = b.mask.FinalizeAll()
 	_ = b.labels.FinalizeAll()
+}
+
+// Data formats of LoadDataset (--data-format).
+const (
+	FormatAlpaca = "alpaca"
+	FormatText   = "text"
+)
+
+// LoadDataset reads training data from path in format "alpaca" (a JSON array of
+// {instruction, input, output}, data.ReadAlpaca) or "text" (a UTF-8 text file, data.ReadText;
+// "" picks alpaca for .json files and text otherwise) and prepares it with PrepareAlpaca or
+// PrepareText.
+func LoadDataset(tok tokenizer.Tokenizer, path, format string, opts DataOptions) (*Dataset, error) {
+	if tok == nil {
+		return nil, errors.New("preparing training data: the model has no tokenizer")
+	}
+	if format == "" {
+		format = FormatText
+		if strings.HasSuffix(strings.ToLower(path), ".json") {
+			format = FormatAlpaca
+		}
+	}
+	switch format {
+	case FormatAlpaca:
+		records, err := data.ReadAlpaca(path)
+		if err != nil {
+			return nil, err
+		}
+		ds, err := PrepareAlpaca(tok, records, opts)
+		return ds, errors.WithMessagef(err, "%s", path)
+	case FormatText:
+		text, err := data.ReadText(path)
+		if err != nil {
+			return nil, err
+		}
+		ds, err := PrepareText(tok, text, opts)
+		return ds, errors.WithMessagef(err, "%s", path)
+	}
+	return nil, errors.Errorf("unknown data format %q (want alpaca or text)", format)
 }

@@ -100,6 +100,9 @@ func (o TrainOptions) resolved() (TrainOptions, error) {
 	def(&o.PPLSeqLen, 128)
 	def(&o.SaveEvery, 200)
 	def(&o.KeepCheckpoints, 20)
+	if err := o.LoRA.Validate(); err != nil {
+		return o, err
+	}
 	switch {
 	case o.Epochs < 0 || o.MaxSteps < 0:
 		return o, errors.Errorf("epochs %d / max steps %d: must not be negative", o.Epochs, o.MaxSteps)

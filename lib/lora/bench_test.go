@@ -1,0 +1,68 @@
+package lora
+
+import (
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
+	"github.com/llmpruner/llmpruner/lib/internal/testdata"
+	"github.com/llmpruner/llmpruner/lib/models"
+)
+
+// benchStep measures one training micro-step (forward, labels loss, gradients) of stories260K on
+// a [16, 128] batch: with the gradients of the LoRA adapter only (base frozen, r 8 on all seven
+// projections) or of every base weight (full fine-tuning). Reports tokens/s.
+func benchStep(b *testing.B, lora bool) {
+	m, err := models.Load(groupstest.Backend(b), testdata.Path(b, "models/stories260K/stories260K.bin"), models.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hk *models.Hooks
+	if lora {
+		a, err := Attach(m, Config{R: 8, Alpha: 16, Targets: AllTargets}, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hk = newHooks(m.Store, a.Config, a.Modules).modelHooks(m)
+	}
+	var vars []*model.Variable
+	for v := range m.Store.IterVariables() {
+		if v.Trainable {
+			vars = append(vars, v)
+		}
+	}
+	exec := model.MustNewExec(m.Backend, m.Store, func(scope *model.Scope, tokens, mask, labels *Node) []*Node {
+		g := tokens.Graph()
+		loss := LabelsLoss(models.Logits(scope, m.Config, tokens, mask, hk), labels)
+		nodes := make([]*Node, len(vars))
+		for i, v := range vars {
+			nodes[i] = models.VariableNode(m.Store, v, g)
+		}
+		return append([]*Node{loss}, Gradient(loss, nodes...)...)
+	})
+	rows := groupstest.Tokens(16, 128, m.Config.Vocab, 3)
+	exs := make([]Example, len(rows))
+	for i, r := range rows {
+		exs[i] = Example{IDs: r}
+	}
+	batch := makeBatch(exs, 16)
+	run := func() {
+		for _, t := range exec.MustExec(batch.tokens, batch.mask, batch.labels) {
+			_ = t.FinalizeAll()
+		}
+	}
+	run() // compile
+	b.ResetTimer()
+	for range b.N {
+		run()
+	}
+	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric(float64(len(vars)), "trainable-tensors")
+}
+
+// BenchmarkStepLoRA: adapter gradients only.
+func BenchmarkStepLoRA(b *testing.B) { benchStep(b, true) }
+
+// BenchmarkStepFull: gradients of every weight (full fine-tuning), same model and batch.
+func BenchmarkStepFull(b *testing.B) { benchStep(b, false) }
