@@ -156,7 +156,10 @@ func (e *TaylorEstimator) accumulateFisher(m *models.Model, names []string) erro
 			if err != nil {
 				return err
 			}
-			args[1+i] = v
+			// Donated: the backend may write the new sum over it (the accumulator is not held twice).
+			if args[1+i], err = DonateTensorBuffer(v, m.Backend, 0); err != nil {
+				return errors.Wrapf(err, "donating the accumulator of %s", names[i])
+			}
 		}
 		out, err := exec.Call(args...)
 		if err != nil {
