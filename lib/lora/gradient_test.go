@@ -88,7 +88,7 @@ func TestLabelsLossMatchesModelLoss(t *testing.T) {
 	exec := model.MustNewExec(m.Backend, m.Store, func(scope *model.Scope, tokens, mask, labels *Node) (*Node, *Node) {
 		return LabelsNLL(models.Logits(scope, m.Config, tokens, mask, nil), labels)
 	})
-	b := makeBatch([]Example{{IDs: seqs[0]}}, 2) // one empty padding row, padded to 16 positions
+	b := makeBatch([]Example{{IDs: seqs[0]}}, 2) // one empty padding row, padded to 32 positions
 	outs := exec.MustExec(b.tokens, b.mask, b.labels)
 	sum, count := tensors.ToScalar[float32](outs[0]), tensors.ToScalar[float32](outs[1])
 	if count != 9 || math.Abs(float64(sum/count)-want) > 1e-5 {
