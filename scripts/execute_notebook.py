@@ -1,6 +1,7 @@
-"""Executes one notebook headless (nbclient, as `jupyter nbconvert --execute` does) and fails on
-the first error cell, printing that cell's source and everything it wrote (stdout, stderr, error),
-which nbconvert's own message leaves out. Used by scripts/run-notebooks.sh.
+"""Executes one notebook headless with nbconvert's ExecutePreprocessor (the engine of
+`jupyter nbconvert --to notebook --execute`) and fails on the first error cell, printing that cell's
+source and everything it wrote (stdout, stderr, error), which nbconvert's own message leaves out,
+and the slowest cells. Used by scripts/run-notebooks.sh.
 
 usage: execute_notebook.py NOTEBOOK.ipynb OUT.ipynb KERNEL TIMEOUT_SECONDS
 """
@@ -11,7 +12,7 @@ import sys
 import time
 
 import nbformat
-from nbclient import NotebookClient
+from nbconvert.preprocessors import ExecutePreprocessor
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 
@@ -26,13 +27,11 @@ def main():
     def on_done(cell, cell_index, **_):
         state["times"].append((time.monotonic() - state["start"], cell_index))
 
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name=kernel,
-        resources={"metadata": {"path": os.path.dirname(os.path.abspath(src))}},
-        on_cell_start=on_start, on_cell_executed=on_done)
+    executor = ExecutePreprocessor(timeout=timeout, kernel_name=kernel,
+                                   on_cell_start=on_start, on_cell_executed=on_done)
     failed = None
     try:
-        client.execute()
+        executor.preprocess(nb, {"metadata": {"path": os.path.dirname(os.path.abspath(src))}})
     except (CellExecutionError, CellTimeoutError) as err:
         failed = err
     finally:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Executes every notebook under tutorials/ and notebooks/ (or the .ipynb files given as arguments)
-# headless on the llmpruner kernel (scripts/execute_notebook.py: nbclient, as "jupyter nbconvert
-# --to notebook --execute" does, plus the failing cell's output), writing the executed copies
+# headless on the llmpruner kernel (scripts/execute_notebook.py: nbconvert's ExecutePreprocessor, as
+# "jupyter nbconvert --to notebook --execute", plus the failing cell's output), writing the executed copies
 # into a temporary directory (never into the repository). Fails on the first notebook with an error
 # cell and prints per-notebook wall time.
 #
@@ -46,8 +46,8 @@ if [[ -z "$python" ]]; then
   python="${shebang#\#!}"; python="${python%% *}"
   [[ -x "$python" ]] || python=python3
 fi
-"$python" -c 'import nbclient, nbformat' 2>/dev/null ||
-  { echo "run-notebooks: $python cannot import nbclient/nbformat (Debian: apt-get install jupyter-nbconvert)" >&2; exit 1; }
+"$python" -c 'import nbconvert, nbclient, nbformat' 2>/dev/null ||
+  { echo "run-notebooks: $python cannot import nbconvert/nbclient/nbformat (Debian: apt-get install jupyter-nbconvert)" >&2; exit 1; }
 
 total_start=$SECONDS
 for nb in "${notebooks[@]}"; do
