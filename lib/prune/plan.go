@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/pkg/errors"
 )
 
@@ -112,22 +113,17 @@ func headCounter(cfg *config.Config, l, roundTo int) counter {
 func headFamilyName(l int) string { return "layer " + itoa(l) + " attention heads" }
 func mlpFamilyName(l int) string  { return "layer " + itoa(l) + " MLP channels" }
 
-// MACs counts the multiply-accumulates of one forward pass over S tokens: every projection
-// (q/k/v/o, gate/up/down, lm_head) S·in·out, plus attention scores and weighted values
-// 2·S²·heads·head_dim per layer. Embedding look-ups, norms, RoPE and softmax are not counted.
-// For LLaMA-7B at S = 64 this gives 423.9G, against 424.02G from the original's ptflops hooks
-// (which also count RMSNorm, RoPE and softmax).
+// MACs counts the multiply-accumulates of one forward pass over S tokens. For LLaMA it is
+// eval.Stats' count, which follows the original's test_speedup.py (ptflops plus its attention and
+// RMSNorm hooks): LLaMA-7B at S = 64 gives the paper's 424.02G, so plan and `llmpruner stats`
+// agree. ChatGLM has its own count (chatglm.go).
 func MACs(cfg *config.Config, S int) int64 {
 	if cfg.Arch == config.ArchChatGLM {
 		return chatglmMACs(cfg, S) // chatglm.go
 	}
-	s := int64(S)
-	D, V, HD := int64(cfg.Hidden), int64(cfg.Vocab), int64(cfg.HeadDim)
-	total := s * V * D // lm_head (tied or not)
-	for l := range cfg.NumLayers() {
-		q, kv, f := int64(cfg.Heads[l])*HD, int64(cfg.KVHeads[l])*HD, int64(cfg.Inter[l])
-		total += s * (D*q + 2*D*kv + q*D + 3*D*f)
-		total += 2 * s * s * q
+	st, err := eval.Stats(cfg, S, 1)
+	if err != nil {
+		return 0 // Plan validates cfg and S first; unreachable there
 	}
-	return total
+	return st.MACsPerSequence
 }
