@@ -76,9 +76,13 @@ type TaylorMode int
 const (
 	// DefaultTaylor means "not set": ParamFirst, the original's code default (--taylor param_first).
 	DefaultTaylor TaylorMode = iota
+	// ParamFirst: Σ|W⊙g| (element-wise first order, the paper's Element¹).
 	ParamFirst
+	// Vectorize: |Σ W⊙g| (the paper's Vector).
 	Vectorize
+	// ParamSecond: Σ|W⊙A⊙W| (element-wise second order only).
 	ParamSecond
+	// ParamMix: Σ|W⊙g − ½W⊙A⊙W| (the paper's Element², first minus half second order).
 	ParamMix
 )
 
@@ -102,9 +106,13 @@ type Reduction int
 const (
 	// DefaultReduction is the criterion's default: ReductionSum for Taylor, ReductionMean for l1/l2 (as hf_prune.py).
 	DefaultReduction Reduction = iota
+	// ReductionSum adds the members' scores.
 	ReductionSum
+	// ReductionMean averages them.
 	ReductionMean
+	// ReductionMax takes the largest.
 	ReductionMax
+	// ReductionProd multiplies them.
 	ReductionProd
 	// ReductionFirst keeps the root member's scores.
 	ReductionFirst
