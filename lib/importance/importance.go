@@ -82,7 +82,7 @@ const (
 	Vectorize
 	// ParamSecond: Σ|W⊙A⊙W| (element-wise second order only).
 	ParamSecond
-	// ParamMix: Σ|W⊙g − ½W⊙A⊙W| (the paper's Element², first minus half second order).
+	// ParamMix: Σ|W⊙g − ½W⊙A⊙W| (first order minus half the second-order term).
 	ParamMix
 )
 
