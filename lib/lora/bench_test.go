@@ -18,6 +18,11 @@ func benchStep(b *testing.B, lora bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchModelStep(b, m, lora, 16, 128)
+}
+
+// benchModelStep measures a training micro-step of m on a [rows, seqLen] batch.
+func benchModelStep(b *testing.B, m *models.Model, lora bool, rows, seqLen int) {
 	var hk *models.Hooks
 	if lora {
 		a, err := Attach(m, Config{R: 8, Alpha: 16, Targets: AllTargets}, 1)
@@ -41,12 +46,12 @@ func benchStep(b *testing.B, lora bool) {
 		}
 		return append([]*Node{loss}, Gradient(loss, nodes...)...)
 	})
-	rows := groupstest.Tokens(16, 128, m.Config.Vocab, 3)
-	exs := make([]Example, len(rows))
-	for i, r := range rows {
+	seqs := groupstest.Tokens(rows, seqLen, m.Config.Vocab, 3)
+	exs := make([]Example, len(seqs))
+	for i, r := range seqs {
 		exs[i] = Example{IDs: r}
 	}
-	batch := makeBatch(exs, 16)
+	batch := makeBatch(exs, rows)
 	run := func() {
 		for _, t := range exec.MustExec(batch.tokens, batch.mask, batch.labels) {
 			_ = t.FinalizeAll()
@@ -57,7 +62,7 @@ func benchStep(b *testing.B, lora bool) {
 	for range b.N {
 		run()
 	}
-	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric(float64(rows*seqLen*b.N)/b.Elapsed().Seconds(), "tokens/s")
 	b.ReportMetric(float64(len(vars)), "trainable-tensors")
 }
 
@@ -66,3 +71,17 @@ func BenchmarkStepLoRA(b *testing.B) { benchStep(b, true) }
 
 // BenchmarkStepFull: gradients of every weight (full fine-tuning), same model and batch.
 func BenchmarkStepFull(b *testing.B) { benchStep(b, false) }
+
+// mediumModel is a random LLaMA-shaped model where weight gradients matter: 2 layers, hidden 512,
+// 8 heads of 64, MLP 1408, vocab 1000 (≈ 6.7M parameters).
+func mediumModel(b *testing.B) *models.Model {
+	cfg := groupstest.Config(b, map[string]any{"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 2,
+		"num_attention_heads": 8, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 1000, "max_position_embeddings": 256})
+	return groupstest.RandomModel(b, cfg, 1, 0.02)
+}
+
+// BenchmarkStepLoRAMedium: adapter gradients only, medium model, [4, 128] batch.
+func BenchmarkStepLoRAMedium(b *testing.B) { benchModelStep(b, mediumModel(b), true, 4, 128) }
+
+// BenchmarkStepFullMedium: every weight's gradient, medium model, [4, 128] batch.
+func BenchmarkStepFullMedium(b *testing.B) { benchModelStep(b, mediumModel(b), false, 4, 128) }
