@@ -32,26 +32,26 @@ const KeyChatGLMAlphaLayers = "residual_alpha_num_layers"
 
 // chatglmFields are the ChatGLM config.json fields parseChatGLM reads.
 type chatglmFields struct {
-	HiddenSize          int      `json:"hidden_size"`
-	NumLayers           int      `json:"num_layers"`
-	NumAttentionHeads   int      `json:"num_attention_heads"`
-	InnerHiddenSize     *int     `json:"inner_hidden_size"`
-	HeadDim             *int     `json:"head_dim"`
-	VocabSize           int      `json:"vocab_size"`
-	LayerNormEps        *float64 `json:"layernorm_epsilon"`
-	PositionEncoding2D  *bool    `json:"position_encoding_2d"`
-	MaxSequenceLength   int      `json:"max_sequence_length"`
-	BOSTokenID          *int     `json:"bos_token_id"`
-	EOSTokenID          *int     `json:"eos_token_id"`
-	MaskTokenID         *int     `json:"mask_token_id"`
-	GMaskTokenID        *int     `json:"gmask_token_id"`
-	TieWordEmbeddings   *bool    `json:"tie_word_embeddings"`
-	PreSeqLen           *int     `json:"pre_seq_len"`
-	QuantizationBit     int      `json:"quantization_bit"`
-	AlphaLayers         *int     `json:"residual_alpha_num_layers"`
-	HeadsPerLayer       []int    `json:"num_attention_heads_per_layer"`
-	KVHeadsPerLayer     []int    `json:"num_key_value_heads_per_layer"`
-	InterPerLayer       []int    `json:"intermediate_size_per_layer"`
+	HiddenSize         int      `json:"hidden_size"`
+	NumLayers          int      `json:"num_layers"`
+	NumAttentionHeads  int      `json:"num_attention_heads"`
+	InnerHiddenSize    *int     `json:"inner_hidden_size"`
+	HeadDim            *int     `json:"head_dim"`
+	VocabSize          int      `json:"vocab_size"`
+	LayerNormEps       *float64 `json:"layernorm_epsilon"`
+	PositionEncoding2D *bool    `json:"position_encoding_2d"`
+	MaxSequenceLength  int      `json:"max_sequence_length"`
+	BOSTokenID         *int     `json:"bos_token_id"`
+	EOSTokenID         *int     `json:"eos_token_id"`
+	MaskTokenID        *int     `json:"mask_token_id"`
+	GMaskTokenID       *int     `json:"gmask_token_id"`
+	TieWordEmbeddings  *bool    `json:"tie_word_embeddings"`
+	PreSeqLen          *int     `json:"pre_seq_len"`
+	QuantizationBit    int      `json:"quantization_bit"`
+	AlphaLayers        *int     `json:"residual_alpha_num_layers"`
+	HeadsPerLayer      []int    `json:"num_attention_heads_per_layer"`
+	KVHeadsPerLayer    []int    `json:"num_key_value_heads_per_layer"`
+	InterPerLayer      []int    `json:"intermediate_size_per_layer"`
 }
 
 // parseChatGLM resolves a ChatGLM-6B config.json (raw is its top-level object).
