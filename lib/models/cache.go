@@ -61,7 +61,8 @@ func (c *kvCache) positions(S int) *Node {
 }
 
 // CacheShapes returns the shapes of the per-layer key and value buffers of a batch-1 generation
-// cache of maxLen positions (keys and values alternate: k0, v0, k1, v1, …).
+// cache of maxLen positions (keys and values alternate: k0, v0, k1, v1, …; ChatGLM appends one
+// int32 [2] buffer holding the prompt's context length and mask position).
 func CacheShapes(cfg *config.Config, maxLen int) []shapes.Shape {
 	var out []shapes.Shape
 	for l := range cfg.NumLayers() {
