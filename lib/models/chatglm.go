@@ -23,7 +23,10 @@ package models
 // of a HD/2-wide rotary rounded to float16 as the reference stores them). The reference divides
 // the query by sqrt(HD)·(layer+1) and multiplies the scores by (layer+1) before a float32 softmax
 // (query_key_layer_scaling); that is exactly the plain 1/sqrt(HD) softmax up to rounding (checked
-// against scripts/chatglm_ref.py, which implements the scaled form).
+// against scripts/chatglm_ref.py, which implements the scaled form). Other float16 details of the
+// reference that only change rounding are computed in float32: its rotation angles and cos/sin
+// tables (float16 there), and its masked scores (-10000 there, the lowest float32 here; the same
+// softmax since no row is fully masked).
 //
 // Prefix-LM inputs (get_masks / get_position_ids of the reference): the context length ctx is the
 // index of the first <sop> (bos_token_id); every token attends to the whole context and causally
