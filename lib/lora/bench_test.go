@@ -23,13 +23,21 @@ func benchStep(b *testing.B, lora bool) {
 
 // benchModelStep measures a training micro-step of m on a [rows, seqLen] batch.
 func benchModelStep(b *testing.B, m *models.Model, lora bool, rows, seqLen int) {
+	benchModelStepFused(b, m, lora, false, rows, seqLen)
+}
+
+// benchModelStepFused is benchModelStep; with fusedBase the LoRA graph keeps the fused dense op
+// for the frozen projections (whose backward computes the unused weight gradients).
+func benchModelStepFused(b *testing.B, m *models.Model, lora, fusedBase bool, rows, seqLen int) {
 	var hk *models.Hooks
 	if lora {
 		a, err := Attach(m, Config{R: 8, Alpha: 16, Targets: AllTargets}, 1)
 		if err != nil {
 			b.Fatal(err)
 		}
-		hk = newHooks(m.Store, a.Config, a.Modules).modelHooks(m)
+		h := newHooks(m.Store, a.Config, a.Modules)
+		h.frozenBase = !fusedBase
+		hk = h.modelHooks(m)
 	}
 	var vars []*model.Variable
 	for v := range m.Store.IterVariables() {
@@ -85,3 +93,9 @@ func BenchmarkStepLoRAMedium(b *testing.B) { benchModelStep(b, mediumModel(b), t
 
 // BenchmarkStepFullMedium: every weight's gradient, medium model, [4, 128] batch.
 func BenchmarkStepFullMedium(b *testing.B) { benchModelStep(b, mediumModel(b), false, 4, 128) }
+
+// BenchmarkStepLoRAFusedMedium: as BenchmarkStepLoRAMedium but with the fused dense op on the
+// frozen projections (what Finetune avoids).
+func BenchmarkStepLoRAFusedMedium(b *testing.B) {
+	benchModelStepFused(b, mediumModel(b), true, true, 4, 128)
+}

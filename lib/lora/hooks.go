@@ -17,6 +17,10 @@ type hooks struct {
 	scale   float64
 	dropout float64
 	adapted map[string]bool // module names
+	// frozenBase marks training graphs: the base projection is built as a plain DotGeneral of a
+	// StopGradient weight, so that no gradient of the frozen weight is computed (the fused dense
+	// op's backward always produces dW).
+	frozenBase bool
 
 	mu  sync.Mutex
 	rng map[*Graph]*Node // training graphs only: the current RNG state of the dropout masks
@@ -89,7 +93,15 @@ func (h *hooks) applyDropout(x *Node) *Node {
 
 // linear is x·Wᵀ + b + scale·(dropout(x)·Aᵀ)·Bᵀ for adapted modules, else the plain projection.
 func (h *hooks) linear(x *Node, module string, weight, bias *Node) *Node {
-	y := models.Linear(x, module, weight, bias) // [..., out]
+	var y *Node // [..., out]
+	if h.frozenBase {
+		y = DotGeneral(x, []int{x.Rank() - 1}, nil, StopGradient(weight), []int{1}, nil)
+		if bias != nil {
+			y = Add(y, ExpandLeftToRank(StopGradient(bias), y.Rank()))
+		}
+	} else {
+		y = models.Linear(x, module, weight, bias)
+	}
 	if !h.adapted[module] {
 		return y
 	}

@@ -125,6 +125,7 @@ func (tr *trainer) setup() error {
 	}
 	tr.adapter = a
 	tr.h = newHooks(m.Store, a.Config, a.Modules)
+	tr.h.frozenBase = true
 	var err error
 	if tr.vars, tr.names, err = adapterVars(m, a); err != nil {
 		return err
