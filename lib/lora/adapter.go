@@ -219,13 +219,3 @@ func Detach(m *models.Model) {
 	}
 	m.ResetExecs()
 }
-
-// checkModules checks that every module is a projection of m.
-func checkModules(m *models.Model, modules []string) error {
-	for _, mod := range modules {
-		if m.Store.GetVariable(models.VarPath(mod+".weight")) == nil {
-			return errors.Errorf("the model has no projection %s", mod)
-		}
-	}
-	return nil
-}

@@ -11,10 +11,15 @@
 //
 // Life cycle:
 //
-//	a, err := lora.Attach(m, lora.DefaultConfig(), seed)   // or lora.LoadAdapter(m, dir)
-//	res, err := lora.Finetune(ctx, m, trainSet, valSet, lora.TrainOptions{OutDir: out, ...})
-//	err = lora.SaveAdapter(m, dir)                           // PEFT adapter_config.json + adapter_model.safetensors
-//	err = lora.Merge(m)                                      // W += (alpha/r)·B·A; then m.Save(dir, "")
+//	ds, err := lora.LoadDataset(m.Tokenizer, path, "alpaca", lora.DataOptions{CutoffLen: 256, ValSize: 2000})
+//	res, err := lora.Finetune(ctx, m, ds, lora.TrainOptions{LoRA: lora.DefaultConfig(), OutDir: out})
+//	err = lora.SaveAdapter(m, dir)  // PEFT adapter_config.json + adapter_model.safetensors (Finetune writes OutDir)
+//	err = lora.Merge(m)             // W += (alpha/r)·B·A, adapter removed; then m.Save(dir, "")
+//
+//	a, err := lora.LoadAdapter(m, dir) // evaluate / generate with an unmerged adapter
+//
+// Finetune attaches a fresh adapter (Attach) unless the model already has one; TrainOptions.Resume
+// continues from OutDir/checkpoint-N (or the latest checkpoint of OutDir).
 //
 // Training (Finetune) follows the original's Hugging Face Trainer set-up: AdamW (β 0.9/0.999,
 // ε 1e-8, weight decay 0), linear warm-up then linear decay to zero
@@ -23,5 +28,13 @@
 // loss on labels with -100 masked (Alpaca prompts masked). The AdamW update is a small explicit
 // host-side update of the adapter parameters only (the base model has no optimizer state), which
 // makes checkpoints exact: Resume continues bit-identically (adapter weights, moments, step; the
-// data order and dropout masks are pure functions of the seed and the step).
+// data order and dropout masks are pure functions of the seed and the step). Training graphs
+// project the frozen base weights with a plain DotGeneral of StopGradient(W): GoMLX's fused dense
+// backward would otherwise compute every frozen weight gradient (BenchmarkStepLoRAFusedMedium).
+//
+// Differences from the original, on purpose: sequences are right-padded (the original pads on
+// the left without position ids, which shifts positions of short sequences), padded lengths are
+// multiples of 32 (not 8: fewer compiled shapes, same loss), records whose prompt fills the cutoff
+// are skipped and counted instead of contributing no loss, each epoch drops the examples that do
+// not fill a last batch, and the validation loss is token-weighted.
 package lora

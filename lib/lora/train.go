@@ -188,7 +188,6 @@ func (tr *trainer) run() (*Result, error) {
 	tr.fillResult()
 	var tokens int
 	var busy time.Duration
-	lastEval := tr.st.Step
 	for tr.st.Step < tr.total {
 		if err := tr.ctx.Err(); err != nil {
 			return tr.res, err
@@ -208,7 +207,7 @@ func (tr *trainer) run() (*Result, error) {
 			if err != nil {
 				return tr.res, err
 			}
-			p.Eval, lastEval = &rec, step
+			p.Eval = &rec
 		}
 		if o.OutDir != "" && o.SaveEvery > 0 && step%o.SaveEvery == 0 {
 			if err := tr.saveCheckpoint(); err != nil {
@@ -221,7 +220,6 @@ func (tr *trainer) run() (*Result, error) {
 			o.Progress(p)
 		}
 	}
-	_ = lastEval
 	if !o.KeepLast && tr.bestValues != nil {
 		for i := range tr.values {
 			copy(tr.values[i], tr.bestValues[i])
