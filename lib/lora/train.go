@@ -84,6 +84,8 @@ func Finetune(ctx context.Context, m *models.Model, ds *Dataset, opts TrainOptio
 		return nil, err
 	}
 	defer func() {
+		tr.stepExec.Finalize()
+		tr.evalExec.Finalize()
 		if r := recover(); r != nil {
 			err = errors.Errorf("finetune: %v", r)
 		}
