@@ -1,0 +1,88 @@
+package notebook
+
+import (
+	"fmt"
+	"html"
+	"os"
+	"time"
+
+	"github.com/janpfeifer/gonb/gonbui"
+)
+
+// InNotebook reports whether the program runs inside a GoNB cell (rich output available).
+func InNotebook() bool { return gonbui.IsNotebook }
+
+// ShowMarkdown displays md as Markdown in a notebook, or prints it elsewhere.
+func ShowMarkdown(md string) {
+	if InNotebook() {
+		gonbui.DisplayMarkdown(md)
+		return
+	}
+	fmt.Println(md)
+}
+
+// ShowTable displays a Markdown table (ResultTable, eval.StatsMarkdown) as an HTML table in a
+// notebook — and also prints the Markdown so that the plain-text output of the cell carries it —
+// or just prints it elsewhere.
+func ShowTable(md string) {
+	fmt.Print(md)
+	if !InNotebook() {
+		return
+	}
+	if h, err := MarkdownTableToHTML(md); err == nil {
+		gonbui.DisplayHTML(h)
+	}
+}
+
+// ShowSVG displays an SVG image (LinePlot, BarPlot) in a notebook; elsewhere it says where the
+// image would be.
+func ShowSVG(svg string) {
+	if InNotebook() {
+		gonbui.DisplaySVG(svg)
+		return
+	}
+	fmt.Printf("[SVG image, %d bytes]\n", len(svg))
+}
+
+// Progress shows a one-line status that is replaced in place in a notebook (gonbui.UpdateHTML)
+// and printed at most every Every (default 2 s) elsewhere, to stderr.
+type Progress struct {
+	id    string
+	Every time.Duration
+	last  time.Time
+}
+
+// NewProgress starts a progress line with an initial message.
+func NewProgress(msg string) *Progress {
+	p := &Progress{}
+	if InNotebook() {
+		p.id = "llmpruner-progress-" + gonbui.UniqueID()
+	}
+	p.Update(msg)
+	return p
+}
+
+// Update replaces the progress line (rate-limited outside notebooks).
+func (p *Progress) Update(msg string) {
+	if p.id != "" {
+		gonbui.UpdateHTML(p.id, "<code>"+html.EscapeString(msg)+"</code>")
+		return
+	}
+	every := p.Every
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	if time.Since(p.last) >= every {
+		p.last = time.Now()
+		fmt.Fprintln(os.Stderr, msg)
+	}
+}
+
+// Done writes the final message (always shown).
+func (p *Progress) Done(msg string) {
+	if p.id != "" {
+		gonbui.UpdateHTML(p.id, "<code>"+html.EscapeString(msg)+"</code>")
+		return
+	}
+	fmt.Fprintln(os.Stderr, msg)
+}
