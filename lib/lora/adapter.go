@@ -3,7 +3,6 @@ package lora
 import (
 	"math"
 	"math/rand/v2"
-	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -24,7 +23,8 @@ const (
 // Adapter describes the LoRA adapter attached to a model.
 type Adapter struct {
 	Config Config
-	// Modules are the adapted projections ("model.layers.0.self_attn.q_proj", …), layer by layer.
+	// Modules are the adapted projections ("model.layers.0.self_attn.q_proj", or ChatGLM's
+	// "transformer.layers.0.attention.query_key_value", …), layer by layer.
 	Modules []string
 }
 
@@ -50,14 +50,15 @@ func loraNames(module string) (a, b string) {
 // base weights and installs the adapter's Hooks.Linear on m (so m.Logits, eval, generation use it).
 // It fails if m already has an adapter, the config is invalid or a projection is missing.
 func Attach(m *models.Model, cfg Config, seed int64) (*Adapter, error) {
-	if err := cfg.Validate(); err != nil {
+	at, targets, err := cfg.resolve(m.Config.Arch)
+	if err != nil {
 		return nil, err
 	}
 	if a, _ := AdapterOf(m); a != nil {
 		return nil, errors.New("attaching a LoRA adapter: the model already has one (merge or load it instead)")
 	}
-	suffixes, _ := cfg.moduleSuffixes()
-	modules := moduleNames(suffixes, m.Config.NumLayers())
+	cfg.Targets = peftNames(targets)
+	modules := at.moduleNames(targets, m.Config.NumLayers())
 	values := make(map[string]*tensors.Tensor)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6c6f7261)) // second word: "lora"
 	for _, mod := range modules {
@@ -105,9 +106,8 @@ func install(m *models.Model, cfg Config, modules []string, values map[string]*t
 	for v := range m.Store.IterVariables() {
 		v.SetTrainable(isAdapterVar(v.Path()))
 	}
-	targets, _ := cfg.peftTargets()
 	m.Store.SetParams(map[string]any{paramR: cfg.R, paramAlpha: cfg.Alpha, paramDropout: cfg.Dropout,
-		paramTargets: strings.Join(targets, ","), paramBaseModel: cfg.BaseModel})
+		paramTargets: strings.Join(cfg.Targets, ","), paramBaseModel: cfg.BaseModel})
 	setHooks(m, cfg, modules)
 	return nil
 }
@@ -162,32 +162,10 @@ func AdapterOf(m *models.Model) (*Adapter, error) {
 			modules = append(modules, strings.TrimSuffix(models.HFName(p), ".lora_A.weight"))
 		}
 	}
-	sortModules(modules)
-	return &Adapter{Config: cfg, Modules: modules}, nil
-}
-
-// sortModules orders module names by layer number, then by the canonical projection order.
-func sortModules(modules []string) {
-	key := func(s string) (int, int) {
-		rest := strings.TrimPrefix(s, "model.layers.")
-		layer, proj := 0, len(targetModules)
-		if i := strings.IndexByte(rest, '.'); i > 0 {
-			for _, c := range rest[:i] {
-				layer = layer*10 + int(c-'0')
-			}
-			for j, tm := range targetModules {
-				if rest[i+1:] == tm.module {
-					proj = j
-				}
-			}
-		}
-		return layer, proj
+	if at, err := targetsOf(m.Config.Arch); err == nil {
+		at.sortModules(modules)
 	}
-	sort.SliceStable(modules, func(i, j int) bool {
-		li, pi := key(modules[i])
-		lj, pj := key(modules[j])
-		return li < lj || (li == lj && pi < pj)
-	})
+	return &Adapter{Config: cfg, Modules: modules}, nil
 }
 
 // adapterVars returns the adapter variables in a fixed order (per module: A then B) with their

@@ -100,7 +100,7 @@ func TestBadLoRAConfig(t *testing.T) {
 		{Config{R: 0, Alpha: 16, Targets: AllTargets}, "rank r = 0"},
 		{Config{R: -2, Alpha: 16, Targets: AllTargets}, "must be positive"},
 		{Config{R: 8, Alpha: 16, Targets: []string{"q", "lm_head"}}, `unknown LoRA target module "lm_head"`},
-		{Config{R: 8, Alpha: 16, Targets: nil}, "empty"},
+		{Config{R: 8, Alpha: 16, Targets: []string{"q", "query_key_value"}}, `unknown LoRA target module "query_key_value" for llama models (want q,k,v,o,gate,up,down or q_proj`},
 		{Config{R: 8, Alpha: 16, Dropout: 1, Targets: AllTargets}, "dropout"},
 		{Config{R: 8, Alpha: 0, Targets: AllTargets}, "alpha"},
 	} {

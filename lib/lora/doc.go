@@ -9,6 +9,11 @@
 // are frozen (SetTrainable(false)). The projection is wrapped through models.Hooks.Linear, so the
 // forward pass is not copied and pruned models with per-layer shapes work unchanged.
 //
+// Targets are per architecture (targets.go): LLaMA's q k v o gate up down (self_attn.q_proj …
+// mlp.down_proj, PEFT names q_proj … down_proj) and ChatGLM-6B's query_key_value, dense,
+// dense_h_to_4h, dense_4h_to_h (transformer.layers.N.attention.query_key_value …, PEFT names the
+// same). An empty Config.Targets means every projection of the model's architecture.
+//
 // Life cycle:
 //
 //	ds, err := lora.LoadDataset(m.Tokenizer, path, "alpaca", lora.DataOptions{CutoffLen: 256, ValSize: 2000})

@@ -51,12 +51,11 @@ func PEFTName(hfName string) string { return peftPrefix + hfName }
 
 // adapterConfigJSON renders adapter_config.json for a.
 func adapterConfigJSON(a *Adapter) ([]byte, error) {
-	targets, err := a.Config.peftTargets()
-	if err != nil {
-		return nil, err
+	if len(a.Config.Targets) == 0 {
+		return nil, errors.New("the adapter lists no target modules")
 	}
 	pc := peftConfig{PeftType: "LORA", TaskType: "CAUSAL_LM", R: a.Config.R, LoraAlpha: a.Config.Alpha,
-		LoraDropout: a.Config.Dropout, TargetModules: targets, Bias: "none", FanInFanOut: false,
+		LoraDropout: a.Config.Dropout, TargetModules: a.Config.Targets, Bias: "none", FanInFanOut: false,
 		InferenceMode: true, InitLoraWeights: true, BaseModelNameOrPa: a.Config.BaseModel}
 	data, err := json.MarshalIndent(pc, "", "  ")
 	return append(data, '\n'), err
@@ -138,6 +137,9 @@ func readAdapterConfig(dir string) (Config, error) {
 	default:
 		return Config{}, errors.Errorf("%s: target_modules missing or not a list", path)
 	}
+	if len(cfg.Targets) == 0 {
+		return Config{}, errors.Errorf("%s: target_modules is empty", path)
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, errors.WithMessage(err, path)
 	}
@@ -185,12 +187,16 @@ func readAdapter(m *models.Model, dir string) (Config, []string, map[string]*ten
 	if err != nil {
 		return Config{}, nil, nil, err
 	}
+	at, targets, err := cfg.resolve(m.Config.Arch)
+	if err != nil {
+		return Config{}, nil, nil, errors.WithMessagef(err, "LoRA adapter %s (was it made for another architecture?)", dir)
+	}
+	cfg.Targets = peftNames(targets)
 	r, path, err := openAdapterWeights(dir)
 	if err != nil {
 		return Config{}, nil, nil, err
 	}
 	defer r.Close()
-	suffixes, _ := cfg.moduleSuffixes()
 	infos := r.Tensors()
 	shapes := map[string][]int{}
 	var problems []string
@@ -212,12 +218,12 @@ func readAdapter(m *models.Model, dir string) (Config, []string, map[string]*ten
 			}
 		}
 	}
-	sortModules(modules)
+	at.sortModules(modules)
 	if len(modules) == 0 && len(problems) == 0 {
 		problems = append(problems, "no lora_A tensors")
 	}
 	for _, mod := range modules {
-		if !slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(mod, "."+s) }) {
+		if _, i, ok := at.parseModule(mod); !ok || !slices.Contains(targets, at.targets[i]) {
 			problems = append(problems, fmt.Sprintf("%s is not among target_modules %v", mod, cfg.Targets))
 			continue
 		}
