@@ -12,15 +12,17 @@ import (
 var convertCmd = &command{
 	name:     "convert",
 	summary:  "write a model as a Hugging Face directory (safetensors, config.json, tokenizer)",
-	synopsis: "convert --model M --out DIR [--dtype f32|bf16|f16] [--force] [--json]",
+	synopsis: "convert --model M [--adapter DIR] --out DIR [--dtype f32|bf16|f16] [--force] [--json]",
 	details: `Reads any supported checkpoint (HF safetensors or pytorch_model.bin, llama2.c .bin) and writes an
 HF-layout directory that transformers and llmpruner load: config.json (with llmpruner's per-layer
 sizes), model.safetensors (sharded above 5 GB), generation_config.json and the tokenizer files.
 --dtype converts the weights (default: keep the stored dtype). The directory is written atomically;
-an existing non-empty --out is only replaced with --force.`,
+an existing non-empty --out is only replaced with --force.
+With --adapter the LoRA adapter is merged first (W + (alpha/r)·B·A): the output is a plain model.`,
 	examples: []string{
 		"llmpruner convert --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories260K-hf",
 		"llmpruner convert --model ./llama-7b --out ./llama-7b-bf16 --dtype bf16",
+		"llmpruner convert --model ./pruned --adapter ./lora-out --out ./recovered   # merge a LoRA adapter",
 	},
 	run: runConvert,
 }
@@ -45,6 +47,7 @@ func runConvert(e *env, args []string) error {
 	if err := checkOutDir(*out, e.model, *force); err != nil {
 		return err
 	}
+	e.mergeAdapter = true
 	m, err := e.loadModel()
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 var evalPPLCmd = &command{
 	name:     "eval ppl",
 	summary:  "perplexity on text sets, exactly as LLM-Pruner measures it",
-	synopsis: "eval ppl --model M --data NAME=PATH [--data NAME=PATH ...] [--seq-len 128] [--batch 4] [--json]",
+	synopsis: "eval ppl --model M [--adapter DIR] --data NAME=PATH [--data NAME=PATH ...] [--seq-len 128] [--batch 4] [--json]",
 	details: `Each set's text is tokenized once with one BOS at the start, cut into non-overlapping windows of
 --seq-len tokens (the last partial window is dropped); PPL = exp(mean next-token NLL).
 --data forms: wikitext2=PATH (WikiText-2 joined test file), ptb=PATH (Mikolov PTB file), any
@@ -37,7 +37,6 @@ type pplOutput struct {
 func runEvalPPL(e *env, args []string) error {
 	e.addModel()
 	e.addJSON()
-	e.addAdapter()
 	var specs stringsFlag
 	e.fs.Var(&specs, "data", "text set `NAME=PATH` (repeatable); see above for the forms")
 	seqLen := e.fs.Int("seq-len", eval.DefaultPPLSeqLen, "window length in `tokens`")

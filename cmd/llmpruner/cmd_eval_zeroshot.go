@@ -18,7 +18,8 @@ var evalZeroShotCmd = &command{
 	details: `Each task is read from DIR/<task>.jsonl in the field layout the Hugging Face datasets give
 lm-eval (default DIR: $LLMPRUNER_DATA/zeroshot/lm-eval-docs). The table shows the paper's metric
 per task (acc_norm for PIQA, HellaSwag, ARC-e, ARC-c, OBQA; acc for BoolQ, WinoGrande).
---compare adds further models (e.g. pruned, recovered) as rows of the same table.
+--compare adds further models (e.g. pruned, recovered) as rows of the same table; --adapter applies
+to --model only (write NAME=PATH+ADAPTER_DIR to compare a model with an adapter).
 --limit N evaluates the first N documents of each task in file order. Note: lm-eval's own --limit
 first shuffles the documents with Python's seed-42 RNG, so its quick runs pick different documents.`,
 	examples: []string{
@@ -37,7 +38,6 @@ const defaultZeroShotDir = "zeroshot/lm-eval-docs"
 func runEvalZeroShot(e *env, args []string) error {
 	e.addModel()
 	e.addJSON()
-	e.addAdapter()
 	taskList := e.fs.String("tasks", strings.Join(eval.PaperTasks, ","), "comma-separated lm-eval task `names`")
 	dataDir := e.fs.String("data-dir", "", "`DIR` holding <task>.jsonl files (default $LLMPRUNER_DATA/"+defaultZeroShotDir+")")
 	limit := e.fs.Int("limit", eval.NoLimit, "evaluate only the first `N` documents of each task (file order; -1 = all)")
@@ -77,21 +77,39 @@ func runEvalZeroShot(e *env, args []string) error {
 	if err := e.requireModel(); err != nil {
 		return err
 	}
-	type entry struct{ name, path string }
-	entries := []entry{{filepath.Base(filepath.Clean(e.model)), e.model}}
+	type entry struct{ name, path, adapter string }
+	first := filepath.Base(filepath.Clean(e.model))
+	if e.adapter != "" {
+		first += "+" + filepath.Base(filepath.Clean(e.adapter))
+	}
+	entries := []entry{{first, e.model, e.adapter}}
+	if err := e.checkAdapterDir(); err != nil {
+		return err
+	}
 	for _, c := range compare {
 		name, path, ok := strings.Cut(c, "=")
 		if !ok || name == "" || path == "" {
-			return usageErrorf("--compare %q: want NAME=PATH", c)
+			return usageErrorf("--compare %q: want NAME=PATH or NAME=PATH+ADAPTER_DIR", c)
+		}
+		var adapter string
+		if _, err := os.Stat(path); err != nil {
+			if i := strings.LastIndex(path, "+"); i > 0 {
+				path, adapter = path[:i], path[i+1:]
+			}
 		}
 		if _, err := os.Stat(path); err != nil {
 			return errors.Errorf("--compare %s: %s: no such file or directory", name, path)
 		}
-		entries = append(entries, entry{name, path})
+		if adapter != "" {
+			if err := (&env{adapter: adapter}).checkAdapterDir(); err != nil {
+				return errors.WithMessagef(err, "--compare %s", name)
+			}
+		}
+		entries = append(entries, entry{name, path, adapter})
 	}
 	var rows []eval.ModelResult
 	for _, en := range entries {
-		res, err := e.zeroShot(en.path, dir, names, *limit, *batch)
+		res, err := e.zeroShot(en.path, en.adapter, dir, names, *limit, *batch)
 		if err != nil {
 			return err
 		}
@@ -120,11 +138,21 @@ func runEvalZeroShot(e *env, args []string) error {
 	return nil
 }
 
-// zeroShot loads the model at path and evaluates it.
-func (e *env) zeroShot(path, dir string, names []string, limit, batch int) (*eval.ZeroShotResult, error) {
+// zeroShot loads the model at path (with the LoRA adapter directory adapter, if any) and
+// evaluates it.
+func (e *env) zeroShot(path, adapter, dir string, names []string, limit, batch int) (*eval.ZeroShotResult, error) {
 	m, err := e.loadModelAt(path, e.tokenizer)
 	if err != nil {
 		return nil, err
+	}
+	if adapter != "" {
+		saved := e.adapter
+		e.adapter = adapter
+		err := e.applyAdapter(m)
+		e.adapter = saved
+		if err != nil {
+			return nil, err
+		}
 	}
 	tok, err := modelTokenizer(m)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 var generateCmd = &command{
 	name:     "generate",
 	summary:  "continue a prompt with the model (greedy or sampled)",
-	synopsis: "generate --model M [--prompt S | --ids 1,2,3] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--json]",
+	synopsis: "generate --model M [--adapter DIR] [--prompt S | --ids 1,2,3] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--json]",
 	details: `The prompt is BOS + the encoded --prompt, or exactly the --ids given; with neither, generation
 starts from BOS alone. --temperature 0 (the default) is greedy decoding. Generation stops at EOS,
 after --max-new-tokens, or at the end of the model's context.

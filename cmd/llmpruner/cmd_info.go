@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/lora"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
@@ -19,7 +20,7 @@ import (
 var infoCmd = &command{
 	name:     "info",
 	summary:  "show a model's architecture, per-layer sizes, parameter count, dtype and tokenizer",
-	synopsis: "info --model M [--tokenizer T] [--json]",
+	synopsis: "info --model M [--tokenizer T] [--adapter DIR] [--json]",
 	details: `A local model is described from its config and tensor headers, checked against each other as
 loading would check them, without reading the weights (fast for multi-GB checkpoints).`,
 	examples: []string{
@@ -42,25 +43,37 @@ type layerInfo struct {
 
 // modelInfo is the --json output of info.
 type modelInfo struct {
-	Source       string      `json:"source"`
-	Architecture string      `json:"architecture"`
-	Hidden       int         `json:"hidden_size"`
-	HeadDim      int         `json:"head_dim"`
-	NumLayers    int         `json:"num_layers"`
-	Vocab        int         `json:"vocab_size"`
-	Context      int         `json:"max_position_embeddings"`
-	TiedEmbed    bool        `json:"tie_word_embeddings"`
-	RopeTheta    float64     `json:"rope_theta"`
-	RopeScaling  string      `json:"rope_scaling,omitempty"`
-	RMSNormEps   float64     `json:"rms_norm_eps"`
-	Params       int64       `json:"params"`
-	DTypes       []string    `json:"dtypes"`
-	WeightBytes  int64       `json:"weight_bytes"`
-	Tokenizer    string      `json:"tokenizer,omitempty"`
-	TokenizerVoc int         `json:"tokenizer_vocab_size,omitempty"`
-	BOS          int         `json:"bos_token_id"`
-	EOS          []int       `json:"eos_token_ids"`
-	Layers       []layerInfo `json:"layers"`
+	Source       string       `json:"source"`
+	Architecture string       `json:"architecture"`
+	Hidden       int          `json:"hidden_size"`
+	HeadDim      int          `json:"head_dim"`
+	NumLayers    int          `json:"num_layers"`
+	Vocab        int          `json:"vocab_size"`
+	Context      int          `json:"max_position_embeddings"`
+	TiedEmbed    bool         `json:"tie_word_embeddings"`
+	RopeTheta    float64      `json:"rope_theta"`
+	RopeScaling  string       `json:"rope_scaling,omitempty"`
+	RMSNormEps   float64      `json:"rms_norm_eps"`
+	Params       int64        `json:"params"`
+	DTypes       []string     `json:"dtypes"`
+	WeightBytes  int64        `json:"weight_bytes"`
+	Tokenizer    string       `json:"tokenizer,omitempty"`
+	TokenizerVoc int          `json:"tokenizer_vocab_size,omitempty"`
+	BOS          int          `json:"bos_token_id"`
+	EOS          []int        `json:"eos_token_ids"`
+	Layers       []layerInfo  `json:"layers"`
+	Adapter      *adapterInfo `json:"adapter,omitempty"`
+}
+
+// adapterInfo describes a LoRA adapter applied with --adapter.
+type adapterInfo struct {
+	Path    string   `json:"path"`
+	R       int      `json:"r"`
+	Alpha   float64  `json:"lora_alpha"`
+	Dropout float64  `json:"lora_dropout"`
+	Targets []string `json:"target_modules"`
+	Modules int      `json:"modules"`
+	Params  int      `json:"params"`
 }
 
 func runInfo(e *env, args []string) error {
@@ -73,7 +86,17 @@ func runInfo(e *env, args []string) error {
 		return err
 	}
 	var info modelInfo
-	if _, err := os.Stat(e.model); err == nil {
+	if e.adapter != "" {
+		// The adapter is checked against the loaded weights' shapes.
+		m, err := e.loadModel()
+		if err != nil {
+			return err
+		}
+		info = describeModel(m)
+		a, _ := lora.AdapterOf(m)
+		info.Adapter = &adapterInfo{Path: e.adapter, R: a.Config.R, Alpha: a.Config.Alpha, Dropout: a.Config.Dropout,
+			Targets: a.Config.Targets, Modules: len(a.Modules), Params: a.NumParams(m)}
+	} else if _, err := os.Stat(e.model); err == nil {
 		// A local model is described from its headers: no weights are read.
 		if info, err = e.describeFiles(); err != nil {
 			return err
@@ -198,6 +221,10 @@ func printModelInfo(w io.Writer, info modelInfo) {
 		fmt.Fprintln(w, "tokenizer     none found (pass --tokenizer)")
 	}
 	printLayerTable(w, info.Layers)
+	if a := info.Adapter; a != nil {
+		fmt.Fprintf(w, "adapter       %s: LoRA r %d, alpha %g, dropout %g, %s (%d modules, %s parameters)\n",
+			a.Path, a.R, a.Alpha, a.Dropout, strings.Join(a.Targets, ","), a.Modules, humanCount(int64(a.Params)))
+	}
 }
 
 // printLayerTable prints per-layer sizes, folding runs of identical layers into one line ("0-31").

@@ -14,7 +14,7 @@ import (
 var pruneCmd = &command{
 	name:    "prune",
 	summary: "structurally prune a model (block / channel / layer) and save the smaller dense model",
-	synopsis: `prune --model M --out DIR --strategy block|channel|layer --ratio R
+	synopsis: `prune --model M [--adapter DIR] --out DIR --strategy block|channel|layer --ratio R
       [--attn-layers A:B] [--mlp-layers A:B] [--keep-layers N] [--rank-layers]
       --criterion random|l1|l2|taylor [--taylor vectorize|param_first|param_second|param_mix]
       [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
@@ -89,6 +89,7 @@ func runPrune(e *env, args []string) error {
 	if _, err := models.ParseSaveDType(f.dtype); err != nil {
 		return usageErrorf("--dtype: %v", err)
 	}
+	e.mergeAdapter = true // pruning changes the weights' shapes: prune the merged model
 	m, err := e.loadModel()
 	if err != nil {
 		return err

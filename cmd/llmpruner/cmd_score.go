@@ -12,7 +12,7 @@ import (
 var scoreCmd = &command{
 	name:     "score",
 	summary:  "next-token loss (and optionally logits) of sequences from a JSON-lines file",
-	synopsis: "score --model M --input F.jsonl [--logits] [--tokenizer T]",
+	synopsis: "score --model M [--adapter DIR] --input F.jsonl [--logits] [--tokenizer T]",
 	details: `Each input line is {"ids":[...]} (token ids used as given) or {"text":"..."} (encoded with BOS).
 Each output line (stdout, JSON lines; --json is accepted and changes nothing) is
   {"tokens":N,"nll":mean next-token negative log-likelihood in nats}

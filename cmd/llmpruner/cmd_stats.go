@@ -13,7 +13,7 @@ import (
 var statsCmd = &command{
 	name:     "stats",
 	summary:  "parameters, MACs, weight memory and measured latency / tokens per second",
-	synopsis: "stats (--model M | --config config.json) [--seq-len 64] [--batch 1] [--gen-tokens 32] [--warmup 2] [--repeats 5] [--json]",
+	synopsis: "stats (--model M [--adapter DIR] | --config config.json) [--seq-len 64] [--batch 1] [--gen-tokens 32] [--warmup 2] [--repeats 5] [--json]",
 	details: `MACs are counted for a forward pass over --batch sequences of --seq-len tokens, as the original's
 test_speedup.py counts them (projections, attention, RoPE, activation, norms, lm_head). With
 --model the forward pass and generation of --gen-tokens tokens are timed (median of --repeats runs

@@ -12,7 +12,7 @@ import (
 var tokenizeCmd = &command{
 	name:     "tokenize",
 	summary:  "encode text into token ids and pieces",
-	synopsis: "tokenize (--model M | --tokenizer T) --text S [--no-bos] [--json]",
+	synopsis: "tokenize (--model M [--adapter DIR] | --tokenizer T) --text S [--no-bos] [--json]",
 	details: `With --tokenizer alone no model is loaded. Ids include the BOS token unless --no-bos is given
 (HF LlamaTokenizer's add_special_tokens=True).`,
 	examples: []string{

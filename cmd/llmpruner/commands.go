@@ -22,7 +22,7 @@ type command struct {
 // commandOrder is the order "llmpruner help" lists the commands in.
 var commandOrder = []string{
 	"info", "tokenize", "generate", "score", "eval ppl", "eval zeroshot", "stats",
-	"convert", "plan", "prune", "demo", "help", "version",
+	"convert", "plan", "prune", "finetune", "demo", "help", "version",
 }
 
 // commands holds every registered subcommand, in commandOrder.
@@ -147,7 +147,8 @@ Shared flags (same meaning in every command that takes them):
   --model M       a Hugging Face model directory or a llama2.c .bin file
   --tokenizer T   tokenizer file for llama2.c models when it is not beside the .bin
   --json          machine-readable output on stdout (progress and logs go to stderr)
-  --adapter DIR   LoRA adapter directory (reserved: not supported yet)
+  --adapter DIR   LoRA adapter (PEFT directory, as finetune writes) applied to --model;
+                  convert and prune merge it into the weights first
 
 Environment:
   LLMPRUNER_DATA   data folder (models/, text/, zeroshot/) used by "demo"

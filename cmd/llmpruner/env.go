@@ -25,6 +25,9 @@ type env struct {
 	tokenizer string
 	json      bool
 	adapter   string
+	// mergeAdapter makes loadModel fold --adapter into the weights (convert, prune) instead of
+	// applying it unmerged.
+	mergeAdapter bool
 }
 
 func newEnv(cmd *command, stdout, stderr io.Writer) *env {
@@ -34,20 +37,16 @@ func newEnv(cmd *command, stdout, stderr io.Writer) *env {
 	return e
 }
 
-// addModel registers --model and --tokenizer with identical help in every command.
+// addModel registers --model, --tokenizer and --adapter with identical help in every command.
 func (e *env) addModel() {
 	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin) or a llama2.c .bin file")
 	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "`T`: tokenizer file (or directory) for llama2.c models whose tokenizer is not beside the .bin")
+	e.fs.StringVar(&e.adapter, "adapter", "", "LoRA adapter `DIR` (PEFT format: adapter_config.json + adapter_model.safetensors, as finetune writes) applied to --model")
 }
 
 // addJSON registers --json.
 func (e *env) addJSON() {
 	e.fs.BoolVar(&e.json, "json", false, "print machine-readable JSON on stdout (progress and logs go to stderr)")
-}
-
-// addAdapter registers --adapter (reserved for LoRA adapters; rejected when given for now).
-func (e *env) addAdapter() {
-	e.fs.StringVar(&e.adapter, "adapter", "", "LoRA adapter `DIR` (reserved: not supported yet)")
 }
 
 // parse parses the command's flags. --help prints the command help on stdout and returns
@@ -63,8 +62,8 @@ func (e *env) parse(args []string) error {
 	if e.fs.NArg() > 0 {
 		return usageErrorf("unexpected argument %q (flags are written --name value)", e.fs.Arg(0))
 	}
-	if e.adapter != "" {
-		return usageErrorf("--adapter %s: LoRA adapters are not supported yet", e.adapter)
+	if e.adapter != "" && e.model == "" {
+		return usageErrorf("--adapter needs --model (the base model the adapter was trained on)")
 	}
 	return nil
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend (default "go")
+	"github.com/llmpruner/llmpruner/lib/lora"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
@@ -31,12 +33,61 @@ func backend() (compute.Backend, error) {
 	return backendVal, backendErr
 }
 
-// loadModel loads --model (with --tokenizer when given), logging to stderr.
+// loadModel loads --model (with --tokenizer when given) and applies --adapter (merged into the
+// weights when e.mergeAdapter), logging to stderr.
 func (e *env) loadModel() (*models.Model, error) {
 	if err := e.requireModel(); err != nil {
 		return nil, err
 	}
-	return e.loadModelAt(e.model, e.tokenizer)
+	if err := e.checkAdapterDir(); err != nil {
+		return nil, err
+	}
+	m, err := e.loadModelAt(e.model, e.tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.applyAdapter(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkAdapterDir fails fast, before a model is loaded, when --adapter is not an adapter directory.
+func (e *env) checkAdapterDir() error {
+	if e.adapter == "" {
+		return nil
+	}
+	st, err := os.Stat(e.adapter)
+	switch {
+	case err != nil:
+		return errors.Errorf("--adapter %s: no such directory", e.adapter)
+	case !st.IsDir():
+		return errors.Errorf("--adapter %s: not a directory (want a LoRA adapter directory with %s)", e.adapter, lora.ConfigFile)
+	}
+	if _, err := os.Stat(filepath.Join(e.adapter, lora.ConfigFile)); err != nil {
+		return errors.Errorf("--adapter %s: no %s in it (not a LoRA adapter directory)", e.adapter, lora.ConfigFile)
+	}
+	return nil
+}
+
+// applyAdapter loads --adapter onto m (and merges it when e.mergeAdapter).
+func (e *env) applyAdapter(m *models.Model) error {
+	if e.adapter == "" {
+		return nil
+	}
+	a, err := lora.LoadAdapter(m, e.adapter)
+	if err != nil {
+		return errors.WithMessage(err, "--adapter")
+	}
+	e.logf("applied LoRA adapter %s (r %d, alpha %g, %d modules, %d parameters)",
+		e.adapter, a.Config.R, a.Config.Alpha, len(a.Modules), a.NumParams(m))
+	if e.mergeAdapter {
+		if err := lora.Merge(m); err != nil {
+			return errors.WithMessage(err, "--adapter")
+		}
+		e.logf("merged the adapter into the weights: W + (alpha/r)·B·A")
+	}
+	return nil
 }
 
 // loadModelAt loads the model at path (HF directory, llama2.c .bin or hub repo id).
