@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
-	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend (default "go")
+	libbackend "github.com/llmpruner/llmpruner/lib/backend"
 	"github.com/llmpruner/llmpruner/lib/lora"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
@@ -25,10 +25,7 @@ var (
 // backend returns the process-wide GoMLX backend (GOMLX_BACKEND, default "go").
 func backend() (compute.Backend, error) {
 	backendOnce.Do(func() {
-		backendVal, backendErr = compute.New()
-		if backendErr != nil {
-			backendErr = errors.WithMessage(backendErr, "starting the GoMLX backend (check GOMLX_BACKEND)")
-		}
+		backendVal, backendErr = libbackend.New()
 	})
 	return backendVal, backendErr
 }
