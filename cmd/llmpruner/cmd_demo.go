@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/llmpruner/llmpruner/lib/data"
 	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/llmpruner/llmpruner/lib/importance"
+	"github.com/llmpruner/llmpruner/lib/lora"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/llmpruner/llmpruner/lib/prune"
 	"github.com/pkg/errors"
@@ -19,32 +23,55 @@ import (
 
 var demoCmd = &command{
 	name:     "demo",
-	summary:  "stories260K end to end: info, perplexity, a story, then 20% Taylor block pruning",
-	synopsis: "demo [--ppl-kb KB] [--max-new-tokens 200] [--no-prune] [--json]",
+	summary:  "stories260K end to end: prune 50% → recover with LoRA → evaluate, with a summary table",
+	synopsis: "demo [--steps 100] [--ppl-kb 80] [--max-new-tokens 200] [--no-prune] [--no-recover] [--json]",
 	details: `Runs llmpruner on stories260K, the real 260K-parameter TinyStories LLaMA by the author of
 llama2.c. The model is taken from $LLMPRUNER_DATA/models/stories260K (stories260K.bin, tok512.bin),
 else downloaded from the Hugging Face Hub (karpathy/tinyllamas) into the HF cache.
-It prints the model, its perplexity on TinyStories text ($LLMPRUNER_DATA/` + tinyStoriesText + `,
-skipped when absent), a greedy story, then prunes 20% of every layer's attention heads (kv-head
-groups) and MLP channels with first-order Taylor importance on 10 TinyStories calibration samples
-of 64 tokens, and prints the perplexity and a story of the pruned model (no recovery training).`,
+The TinyStories text ($LLMPRUNER_DATA/` + tinyStoriesText + `) is split at a story boundary: the
+last --ppl-kb kilobytes are held out for perplexity (128-token windows, LLM-Pruner's protocol);
+calibration and LoRA training use only the text before them.
+Steps: the dense model's perplexity and a greedy story; block-wise pruning of 50% of the attention
+heads (kv-head groups) and MLP channels of layers 1-4 (the first layer is kept, as the paper
+keeps the first layers) with first-order Taylor importance on 10 samples × 64 tokens; LoRA
+recovery (r 8, alpha 16, dropout 0.05 on all seven projections, lr 3e-3, --steps optimizer steps
+of 16 windows × 128 tokens, 10% warm-up), merged into the weights; then perplexity and a story
+of the recovered model, and a table of dense / pruned / recovered perplexity and parameters.
+Without the TinyStories text, only the model, a story and no pruning are shown.`,
 	examples: []string{
 		"llmpruner demo",
-		"LLMPRUNER_DATA=/path/to/data llmpruner demo --ppl-kb 100 --no-prune",
+		"llmpruner demo --steps 40 --max-new-tokens 60",
+		"LLMPRUNER_DATA=/path/to/data llmpruner demo --json",
 	},
 	run: runDemo,
 }
 
 func init() { register(demoCmd) }
 
+// Demo settings (see the command's details).
+const (
+	demoPruneRatio   = 0.5
+	demoLoRARank     = 8
+	demoLoRAAlpha    = 16
+	demoLoRALR       = 3e-3
+	demoLoRABatch    = 16
+	demoLoRASeqLen   = 128
+	demoDefaultSteps = 100
+	demoHeldOutKB    = 80
+)
+
 // demoResult is the --json output of demo.
 type demoResult struct {
-	Model        modelInfo        `json:"model"`
-	Text         string           `json:"ppl_text,omitempty"`
-	PPL          *eval.PPLResult  `json:"ppl,omitempty"`
-	Story        string           `json:"story"`
-	Pruned       *demoPruneResult `json:"pruned,omitempty"`
-	TotalSeconds float64          `json:"seconds"`
+	Model        modelInfo          `json:"model"`
+	Text         string             `json:"ppl_text,omitempty"`
+	HeldOutBytes int                `json:"held_out_bytes,omitempty"`
+	TrainBytes   int                `json:"train_bytes,omitempty"`
+	PPL          *eval.PPLResult    `json:"ppl,omitempty"`
+	Story        string             `json:"story"`
+	Pruned       *demoPruneResult   `json:"pruned,omitempty"`
+	Recovered    *demoRecoverResult `json:"recovered,omitempty"`
+	Table        []demoRow          `json:"table,omitempty"`
+	TotalSeconds float64            `json:"seconds"`
 }
 
 // demoPruneResult is the pruning part of demoResult.
@@ -58,16 +85,44 @@ type demoPruneResult struct {
 	Story        string         `json:"story"`
 }
 
+// demoRecoverResult is the LoRA recovery part of demoResult.
+type demoRecoverResult struct {
+	Steps         int            `json:"steps"`
+	BatchSize     int            `json:"batch_size"`
+	SeqLen        int            `json:"seq_len"`
+	LearningRate  float64        `json:"learning_rate"`
+	R             int            `json:"r"`
+	Alpha         float64        `json:"lora_alpha"`
+	AdapterParams int            `json:"adapter_params"`
+	TrainWindows  int            `json:"train_windows"`
+	FirstLoss     float64        `json:"first_loss"`
+	LastLoss      float64        `json:"last_loss"`
+	TrainTokens   int            `json:"train_tokens"`
+	TokensPerSec  float64        `json:"tokens_per_second"`
+	Seconds       float64        `json:"seconds"`
+	PPL           eval.PPLResult `json:"ppl"`
+	Story         string         `json:"story"`
+}
+
+// demoRow is one row of the summary table.
+type demoRow struct {
+	Name   string  `json:"name"`
+	Params int64   `json:"params"`
+	PPL    float64 `json:"ppl"`
+}
+
 func runDemo(e *env, args []string) error {
 	e.addJSON()
-	pplKB := e.fs.Int("ppl-kb", 0, "measure perplexity on the first `KB` kilobytes of the TinyStories text (0 = all of it)")
+	steps := e.fs.Int("steps", demoDefaultSteps, "LoRA recovery `steps` (16 windows × 128 tokens each)")
+	pplKB := e.fs.Int("ppl-kb", demoHeldOutKB, "hold out the last `KB` kilobytes of the TinyStories text for perplexity")
 	maxNew := e.fs.Int("max-new-tokens", 200, "length of the generated stories in `tokens`")
-	noPrune := e.fs.Bool("no-prune", false, "skip the pruning part")
+	noPrune := e.fs.Bool("no-prune", false, "skip pruning and recovery")
+	noRecover := e.fs.Bool("no-recover", false, "skip the LoRA recovery")
 	if err := e.parse(args); err != nil {
 		return err
 	}
-	if *pplKB < 0 || *maxNew < 1 {
-		return usageErrorf("--ppl-kb must be ≥ 0 and --max-new-tokens ≥ 1")
+	if *pplKB < 1 || *maxNew < 1 || *steps < 1 {
+		return usageErrorf("--ppl-kb, --steps and --max-new-tokens must be ≥ 1")
 	}
 	start := time.Now()
 	w := e.stdout
@@ -87,16 +142,23 @@ func runDemo(e *env, args []string) error {
 	section(w, "Model")
 	printModelInfo(w, res.Model)
 
-	text, textPath := demoText(e, *pplKB)
+	split, err := demoText(e, *pplKB)
+	if err != nil {
+		return err
+	}
 	section(w, "Perplexity")
-	if text == "" {
+	if split.heldOut == "" {
 		fmt.Fprintf(w, "skipped: TinyStories text not found (set LLMPRUNER_DATA to a folder holding %s)\n", tinyStoriesText)
 	} else {
-		ppl, err := demoPPL(e, w, m, text, textPath)
+		fmt.Fprintf(w, "held-out text: the last %d KB of %s (%d KB before it are used for calibration and training)\n",
+			len(split.heldOut)/1024, filepath.Base(split.path), len(split.train)/1024)
+		ppl, err := demoPPL(e, w, m, split.heldOut, split.path)
 		if err != nil {
 			return err
 		}
-		res.PPL, res.Text = &ppl, textPath
+		res.PPL, res.Text = &ppl, split.path
+		res.HeldOutBytes, res.TrainBytes = len(split.heldOut), len(split.train)
+		res.Table = append(res.Table, demoRow{"dense", m.Config.NumParams(), ppl.PPL})
 	}
 
 	section(w, "A story (greedy, from BOS)")
@@ -105,12 +167,25 @@ func runDemo(e *env, args []string) error {
 	}
 
 	if !*noPrune {
-		if text == "" {
+		if split.heldOut == "" {
 			section(w, "Pruning")
 			fmt.Fprintln(w, "skipped: Taylor importance needs TinyStories calibration text (set LLMPRUNER_DATA)")
-		} else if res.Pruned, err = demoPrune(e, w, m, text, textPath, res.PPL.PPL, *maxNew); err != nil {
-			return err
+		} else {
+			if res.Pruned, err = demoPrune(e, w, m, split, res.PPL.PPL, *maxNew); err != nil {
+				return err
+			}
+			res.Table = append(res.Table, demoRow{"pruned", res.Pruned.ParamsAfter, res.Pruned.PPL.PPL})
+			if !*noRecover {
+				if res.Recovered, err = demoRecover(e, w, m, split, *steps, *maxNew); err != nil {
+					return err
+				}
+				res.Table = append(res.Table, demoRow{"recovered", m.Config.NumParams(), res.Recovered.PPL.PPL})
+			}
 		}
+	}
+	if len(res.Table) > 1 {
+		section(w, "Summary: perplexity on the held-out TinyStories text")
+		printDemoTable(w, res.Table, res.Recovered)
 	}
 	res.TotalSeconds = time.Since(start).Seconds()
 	e.logf("demo finished in %s", time.Since(start).Round(time.Millisecond))
@@ -120,30 +195,56 @@ func runDemo(e *env, args []string) error {
 	return nil
 }
 
+// printDemoTable prints the dense / pruned / recovered rows and how much of the lost perplexity
+// the recovery regained.
+func printDemoTable(w io.Writer, rows []demoRow, rec *demoRecoverResult) {
+	fmt.Fprintf(w, "| %-9s | %10s | %9s |\n", "model", "parameters", "PPL")
+	fmt.Fprintf(w, "|-%s-|-%s:|-%s:|\n", strings.Repeat("-", 9), strings.Repeat("-", 10), strings.Repeat("-", 9))
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %-9s | %10d | %9.3f |\n", r.Name, r.Params, r.PPL)
+	}
+	if len(rows) == 3 {
+		lost, regained := rows[1].PPL-rows[0].PPL, rows[1].PPL-rows[2].PPL
+		if lost > 0 {
+			fmt.Fprintf(w, "LoRA regained %.1f%% of the perplexity lost by pruning (%d steps, %d adapter parameters merged into the weights).\n",
+				100*regained/lost, rec.Steps, rec.AdapterParams)
+		}
+	}
+}
+
 func section(w io.Writer, title string) {
 	fmt.Fprintf(w, "\n== %s ==\n", title)
 }
 
-// demoText returns the TinyStories evaluation text (its first kb kilobytes, cut at a story
-// boundary), or "" when the file is not there.
-func demoText(e *env, kb int) (text, path string) {
+// demoSplit is the TinyStories text cut in two at a story boundary: the held-out end (perplexity
+// only) and the part before it (calibration and LoRA training).
+type demoSplit struct {
+	path, train, heldOut string
+}
+
+// demoText reads the TinyStories text and holds out its last kb kilobytes (cut at a blank line);
+// an empty split when the file is not there.
+func demoText(e *env, kb int) (demoSplit, error) {
 	root := os.Getenv("LLMPRUNER_DATA")
 	if root == "" {
-		return "", ""
+		return demoSplit{}, nil
 	}
-	path = filepath.Join(root, tinyStoriesText)
+	path := filepath.Join(root, tinyStoriesText)
 	t, err := data.ReadText(path)
 	if err != nil {
 		e.logf("cannot read %s: %v", path, err)
-		return "", ""
+		return demoSplit{}, nil
 	}
-	if kb > 0 && len(t) > kb*1024 {
-		t = t[:kb*1024]
-		if cut := strings.LastIndex(t, "\n\n"); cut > 0 {
-			t = t[:cut]
-		}
+	n := kb * 1024
+	if n > len(t)/2 {
+		return demoSplit{}, usageErrorf("--ppl-kb %d: the held-out part must be at most half of %s (%d KB)", kb, path, len(t)/1024)
 	}
-	return t, path
+	i := strings.Index(t[len(t)-n:], "\n\n")
+	if i < 0 {
+		return demoSplit{}, errors.Errorf("%s: no blank line in its last %d KB to cut the held-out text at", path, kb)
+	}
+	cut := len(t) - n + i
+	return demoSplit{path: path, train: t[:cut], heldOut: strings.TrimLeft(t[cut:], "\n")}, nil
 }
 
 // demoPPL prints and returns the perplexity of m on text.
@@ -173,25 +274,26 @@ func demoStory(w io.Writer, m *models.Model, maxNew int) (string, error) {
 	return story, nil
 }
 
-// demoPrune prunes 20% of every layer's heads and MLP channels with Taylor importance and prints
-// the perplexity before/after and a story of the pruned model.
-func demoPrune(e *env, w io.Writer, m *models.Model, text, path string, before float64, maxNew int) (*demoPruneResult, error) {
-	section(w, "Pruning: block-wise, 20%, Taylor (param_first), 10 TinyStories samples × 64 tokens")
+// demoPrune prunes 50% of the heads and MLP channels of layers 1-4 with Taylor importance
+// (calibration from the training part of the text) and prints the perplexity and a story of the
+// pruned model.
+func demoPrune(e *env, w io.Writer, m *models.Model, split demoSplit, before float64, maxNew int) (*demoPruneResult, error) {
+	section(w, "Pruning: block-wise, 50% of layers 1-4, Taylor (param_first), 10 TinyStories samples × 64 tokens")
 	tok, err := modelTokenizer(m)
 	if err != nil {
 		return nil, err
 	}
+	layers := &prune.Range{Start: 1, End: m.Config.NumLayers()}
 	opts := prune.Options{
-		Strategy: prune.Block, Ratio: 0.2,
+		Strategy: prune.Block, Ratio: demoPruneRatio, AttnLayers: layers, MLPLayers: layers,
 		Importance: importance.Options{Criterion: importance.Taylor, Taylor: importance.ParamFirst},
 		Sampler: func(step int) ([][]int, error) {
-			return data.CalibrationSamples(tok, text, 10, 64, 42+int64(step-1))
+			return data.CalibrationSamples(tok, split.train, 10, 64, 42+int64(step-1))
 		},
 	}
 	if err := opts.Validate(m.Config); err != nil {
 		return nil, err
 	}
-	origKV := slices.Clone(m.Config.KVHeads)
 	rep, err := e.runPruning(m, opts)
 	if err != nil {
 		return nil, err
@@ -202,16 +304,55 @@ func demoPrune(e *env, w io.Writer, m *models.Model, text, path string, before f
 	fmt.Fprintf(w, "parameters: %d → %d (%.1f%% removed)\n", rep.ParamsBefore, rep.ParamsAfter,
 		100*(1-float64(rep.ParamsAfter)/float64(rep.ParamsBefore)))
 	fmt.Fprintf(w, "per layer now: heads %v, kv heads %v, MLP %v\n", c.Heads, c.KVHeads, c.Inter)
-	if slices.Equal(c.KVHeads, origKV) {
-		fmt.Fprintf(w, "(no head was removed: 20%% of %d kv heads × %d channels is less than one whole head, and whole heads are\n"+
-			" removed only when the channel count allows it, as the original's MetaPruner rule; --ratio 0.25 removes one)\n",
-			origKV[0], c.HeadDim)
-	}
-	if res.PPL, err = demoPPL(e, w, m, text, path); err != nil {
+	if res.PPL, err = demoPPL(e, w, m, split.heldOut, split.path); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(w, "PPL before %.3f → after %.3f (no recovery training)\n", before, res.PPL.PPL)
 	section(w, "A story from the pruned model (greedy, from BOS)")
+	if res.Story, err = demoStory(w, m, maxNew); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// demoRecover trains a LoRA adapter on the training part of the text (windows of 128 tokens, none
+// from the held-out part), merges it and prints the perplexity and a story of the recovered model.
+func demoRecover(e *env, w io.Writer, m *models.Model, split demoSplit, steps, maxNew int) (*demoRecoverResult, error) {
+	section(w, fmt.Sprintf("Recovery: LoRA r %d, alpha %d, lr %g, %d steps × %d windows of %d tokens",
+		demoLoRARank, demoLoRAAlpha, demoLoRALR, steps, demoLoRABatch, demoLoRASeqLen))
+	tok, err := modelTokenizer(m)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := lora.PrepareText(tok, split.train, lora.DataOptions{CutoffLen: demoLoRASeqLen, ValSize: 32, Seed: 42})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fin, err := lora.Finetune(ctx, m, ds, lora.TrainOptions{
+		LoRA:     lora.Config{R: demoLoRARank, Alpha: demoLoRAAlpha, Dropout: 0.05},
+		MaxSteps: steps, LearningRate: demoLoRALR, BatchSize: demoLoRABatch, MicroBatch: demoLoRABatch,
+		WarmupSteps: max(steps/10, 1), EvalEvery: max(steps/4, 1), SaveEvery: -1,
+		Progress: e.finetuneProgress(),
+	})
+	if err != nil {
+		return nil, errors.WithMessage(err, "LoRA recovery")
+	}
+	res := &demoRecoverResult{Steps: fin.Steps, BatchSize: demoLoRABatch, SeqLen: demoLoRASeqLen, LearningRate: demoLoRALR,
+		R: demoLoRARank, Alpha: demoLoRAAlpha, AdapterParams: fin.Adapter.NumParams(m), TrainWindows: len(ds.Train),
+		FirstLoss: fin.Losses[0], LastLoss: fin.Losses[len(fin.Losses)-1], TrainTokens: fin.TrainTokens,
+		TokensPerSec: fin.TokensPerSec, Seconds: time.Since(start).Seconds()}
+	if err := lora.Merge(m); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "%d training windows; loss %.3f → %.3f in %.1fs (%.0f tokens/s); %d adapter parameters merged into the weights\n",
+		res.TrainWindows, res.FirstLoss, res.LastLoss, res.Seconds, res.TokensPerSec, res.AdapterParams)
+	if res.PPL, err = demoPPL(e, w, m, split.heldOut, split.path); err != nil {
+		return nil, err
+	}
+	section(w, "A story from the recovered model (greedy, from BOS)")
 	if res.Story, err = demoStory(w, m, maxNew); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -155,12 +156,28 @@ func TestDemo(t *testing.T) {
 	stories260K(t)
 	dataPath(t, "text/tinystories/tinystories_val_head.txt")
 	g := readStoriesGolden(t)
-	res := mustSucceed(t, "demo", "--ppl-kb", "40", "--max-new-tokens", "40")
-	for _, want := range []string{"== Model ==", "260032", "== Perplexity ==", "PPL", "== A story",
-		"== Pruning: block-wise, 20%", "parameters: 260032 → ", "PPL before", "pruned model"} {
+	res := mustSucceed(t, "demo", "--ppl-kb", "40", "--max-new-tokens", "40", "--steps", "8")
+	for _, want := range []string{"== Model ==", "260032", "== Perplexity ==", "held-out text: the last 39 KB of tinystories_val_head.txt", "PPL", "== A story",
+		"== Pruning: block-wise, 50% of layers 1-4", "parameters: 260032 → 169408", "PPL before", "pruned model",
+		"== Recovery: LoRA r 8, alpha 16, lr 0.003, 8 steps × 16 windows of 128 tokens", "recovered model",
+		"== Summary", "| model     | parameters |       PPL |", "| dense     |     260032 |", "| pruned    |     169408 |",
+		"| recovered |     169408 |", "LoRA regained"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, res.stdout)
 		}
+	}
+	// The table's numbers: pruning hurts, 8 LoRA steps already regain part of it.
+	var ppl = map[string]float64{}
+	for _, line := range strings.Split(res.stdout, "\n") {
+		var name string
+		var params int64
+		var v float64
+		if n, _ := fmt.Sscanf(strings.ReplaceAll(line, "|", " "), "%s %d %f", &name, &params, &v); n == 3 {
+			ppl[name] = v
+		}
+	}
+	if !(ppl["dense"] > 1 && ppl["pruned"] > 2*ppl["dense"] && ppl["recovered"] < ppl["pruned"] && ppl["recovered"] > ppl["dense"]) {
+		t.Errorf("demo table PPLs %v: want dense < recovered < pruned, pruned ≥ 2×dense", ppl)
 	}
 	// The story is the model's greedy one: the published text.
 	if !strings.Contains(res.stdout, g.PublishedText[:100]) {
@@ -181,7 +198,7 @@ func TestDemoOfflineWithoutData(t *testing.T) {
 func TestDemoJSON(t *testing.T) {
 	stories260K(t)
 	dataPath(t, "text/tinystories/tinystories_val_head.txt")
-	res := mustSucceed(t, "demo", "--ppl-kb", "20", "--max-new-tokens", "10", "--json")
+	res := mustSucceed(t, "demo", "--ppl-kb", "20", "--max-new-tokens", "10", "--steps", "4", "--json")
 	var out demoResult
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
 		t.Fatalf("demo --json: %v\n%s", err, res.stdout)
@@ -189,6 +206,18 @@ func TestDemoJSON(t *testing.T) {
 	if out.Model.Params != 260032 || out.PPL == nil || out.PPL.PPL <= 1 || out.Pruned == nil ||
 		out.Pruned.ParamsAfter >= out.Pruned.ParamsBefore || !strings.HasPrefix(out.Story, "Once upon a time") {
 		t.Errorf("demo --json: %+v", out)
+	}
+	if out.Recovered == nil || out.Recovered.Steps != 4 || len(out.Table) != 3 || out.Table[2].Name != "recovered" ||
+		out.Table[2].PPL != out.Recovered.PPL.PPL || out.Table[1].PPL != out.Pruned.PPL.PPL {
+		t.Errorf("demo --json recovery/table: %+v %+v", out.Recovered, out.Table)
+	}
+	// The held-out text follows the training text in the file: no byte of it is trained on.
+	text, err := os.ReadFile(dataPath(t, "text/tinystories/tinystories_val_head.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.HeldOutBytes < 19*1024 || out.TrainBytes+out.HeldOutBytes > len(text) {
+		t.Errorf("held-out %d + train %d bytes of a %d-byte file", out.HeldOutBytes, out.TrainBytes, len(text))
 	}
 }
 

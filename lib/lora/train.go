@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -118,6 +119,10 @@ func (tr *trainer) setup() error {
 		var err error
 		if a, err = LoadAdapter(m, ckpt); err != nil {
 			return errors.WithMessage(err, "resuming")
+		}
+		if err := sameAdapterSettings(m, o.LoRA, a.Config); err != nil {
+			Detach(m)
+			return errors.WithMessagef(err, "resuming from %s: the checkpoint was made with other settings", ckpt)
 		}
 	case a == nil:
 		var err error
@@ -393,4 +398,19 @@ func (tr *trainer) validationLoss() (float64, error) {
 		return math.NaN(), nil
 	}
 	return sum / count, nil
+}
+
+// sameAdapterSettings checks that the requested adapter settings (want) equal those of a
+// checkpoint's adapter (got): rank, alpha, dropout and the resolved target modules.
+func sameAdapterSettings(m *models.Model, want, got Config) error {
+	_, wt, err := want.resolve(m.Config.Arch)
+	if err != nil {
+		return err
+	}
+	if want.R != got.R || want.Alpha != got.Alpha || want.Dropout != got.Dropout ||
+		strings.Join(peftNames(wt), ",") != strings.Join(got.Targets, ",") {
+		return errors.Errorf("LoRA r %d, alpha %g, dropout %g, targets %v requested; the checkpoint has r %d, alpha %g, dropout %g, targets %v",
+			want.R, want.Alpha, want.Dropout, peftNames(wt), got.R, got.Alpha, got.Dropout, got.Targets)
+	}
+	return nil
 }
