@@ -34,9 +34,12 @@ demo:
 
 test: vet
 	go test $(GO_TEST_FLAGS) ./...
+	go test -tags xla ./lib/backend
 
+# The XLA (GPU) backend is behind the build tag "xla": vet keeps that build compiling.
 vet:
 	go vet ./...
+	go vet -tags xla ./lib/backend ./cmd/llmpruner
 
 fmt-check:
 	@files="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))"; \
