@@ -18,7 +18,9 @@ HF-layout directory that transformers and llmpruner load: config.json (with llmp
 sizes), model.safetensors (sharded above 5 GB), generation_config.json and the tokenizer files.
 --dtype converts the weights (default: keep the stored dtype). The directory is written atomically;
 an existing non-empty --out is only replaced with --force.
-With --adapter the LoRA adapter is merged first (W + (alpha/r)·B·A): the output is a plain model.`,
+With --adapter the LoRA adapter is merged first (W + (alpha/r)·B·A): the output is a plain model.
+The merged weights are rounded to the stored dtype (e.g. float16) unless --dtype is given; give
+--dtype f32 to keep a half-precision model's merge exact.`,
 	examples: []string{
 		"llmpruner convert --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories260K-hf",
 		"llmpruner convert --model ./llama-7b --out ./llama-7b-bf16 --dtype bf16",
@@ -48,6 +50,7 @@ func runConvert(e *env, args []string) error {
 		return err
 	}
 	e.mergeAdapter = true
+	e.mergeFloat32 = *dtype != "" // merged in float32, converted once by Save
 	m, err := e.loadModel()
 	if err != nil {
 		return err

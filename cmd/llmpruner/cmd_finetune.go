@@ -155,6 +155,13 @@ func runFinetune(e *env, args []string) error {
 		e.logf("skipped %d records whose prompt fills --cutoff-len %d", ds.Skipped, f.cutoff)
 	}
 	e.logf("training data: %d examples, %d held out for validation", len(ds.Train), len(ds.Val))
+	total := opts.MaxSteps
+	if total == 0 {
+		total = opts.Epochs * (len(ds.Train) / f.batch)
+	}
+	if f.warmup >= total && total > 0 {
+		e.logf("note: --warmup-steps %d ≥ the run's %d steps: the learning rate never reaches --lr %g", f.warmup, total, f.lr)
+	}
 	for i, set := range evalSets {
 		ids, err := tokenizer.EncodeWithBOS(tok, evalTexts[i])
 		if err != nil {

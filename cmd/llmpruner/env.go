@@ -28,6 +28,8 @@ type env struct {
 	// mergeAdapter makes loadModel fold --adapter into the weights (convert, prune) instead of
 	// applying it unmerged.
 	mergeAdapter bool
+	// mergeFloat32 keeps the merged weights in float32 (convert --dtype rounds them once on save).
+	mergeFloat32 bool
 }
 
 func newEnv(cmd *command, stdout, stderr io.Writer) *env {

@@ -79,7 +79,11 @@ func (e *env) applyAdapter(m *models.Model) error {
 	e.logf("applied LoRA adapter %s (r %d, alpha %g, %d modules, %d parameters)",
 		e.adapter, a.Config.R, a.Config.Alpha, len(a.Modules), a.NumParams(m))
 	if e.mergeAdapter {
-		if err := lora.Merge(m); err != nil {
+		merge := lora.Merge
+		if e.mergeFloat32 {
+			merge = lora.MergeFloat32
+		}
+		if err := merge(m); err != nil {
 			return errors.WithMessage(err, "--adapter")
 		}
 		e.logf("merged the adapter into the weights: W + (alpha/r)·B·A")

@@ -182,3 +182,39 @@ func maxAbs(a [][][]float32) float64 {
 	}
 	return m
 }
+
+// TestMergeFloat32OnHalfPrecision: merging into the float16 fixture rounds W + ΔW to float16
+// (Merge) unless the merged weights are kept in float32 (MergeFloat32), which matches the
+// adapter's logits.
+func TestMergeFloat32OnHalfPrecision(t *testing.T) {
+	seqs := chatglmSeqs()
+	load := func() *models.Model {
+		m, err := models.Load(groupstest.Backend(t), chatglmTinyDir, models.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Attach(m, DefaultConfig(), 3); err != nil {
+			t.Fatal(err)
+		}
+		randomizeB(t, m, 5, 0.05)
+		return m
+	}
+	m := load()
+	adapted := logitsOf(t, m, seqs)
+	if err := MergeFloat32(m); err != nil {
+		t.Fatal(err)
+	}
+	w := m.Store.GetVariable(models.VarPath("transformer.layers.0.attention.query_key_value.weight"))
+	if w.DType().String() != "Float32" {
+		t.Errorf("MergeFloat32 stored %s", w.DType())
+	}
+	if d, scale := maxAbsDiff(adapted, logitsOf(t, m, seqs)), maxAbs(adapted); d > 1e-5*scale {
+		t.Errorf("MergeFloat32 on float16 weights: logits differ by %g (max |logit| %g)", d, scale)
+	}
+	m16 := load()
+	if err := Merge(m16); err != nil {
+		t.Fatal(err)
+	}
+	d16 := maxAbsDiff(adapted, logitsOf(t, m16, seqs))
+	t.Logf("Merge into float16 weights moves the logits by %g (rounding of W + ΔW)", d16)
+}

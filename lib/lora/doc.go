@@ -19,7 +19,8 @@
 //	ds, err := lora.LoadDataset(m.Tokenizer, path, "alpaca", lora.DataOptions{CutoffLen: 256, ValSize: 2000})
 //	res, err := lora.Finetune(ctx, m, ds, lora.TrainOptions{LoRA: lora.DefaultConfig(), OutDir: out})
 //	err = lora.SaveAdapter(m, dir)  // PEFT adapter_config.json + adapter_model.safetensors (Finetune writes OutDir)
-//	err = lora.Merge(m)             // W += (alpha/r)·B·A, adapter removed; then m.Save(dir, "")
+//	err = lora.Merge(m)             // W += (alpha/r)·B·A in W's dtype, adapter removed; then m.Save(dir, "")
+//	err = lora.MergeFloat32(m)      // the same, merged weights kept in float32 (half-precision models)
 //
 //	a, err := lora.LoadAdapter(m, dir) // evaluate / generate with an unmerged adapter
 //

@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
@@ -9,7 +10,15 @@ import (
 // Merge folds m's adapter into the base weights, W ← W + (alpha/r)·B·A (computed in float32 with
 // float64 accumulation over the rank, stored in W's dtype), then removes the adapter variables
 // and hook: m is a plain model again, ready for m.Save.
-func Merge(m *models.Model) error {
+func Merge(m *models.Model) error { return merge(m, false) }
+
+// MergeFloat32 is Merge storing the merged weights in float32 whatever their stored dtype, so that
+// a half-precision model's W + (alpha/r)·B·A is not rounded before it is saved (e.g. with
+// Save(dir, "f32"), or rounded once with "bf16"/"f16"); the other weights keep their dtypes.
+func MergeFloat32(m *models.Model) error { return merge(m, true) }
+
+// merge folds the adapter into the weights, stored in float32 or in W's dtype.
+func merge(m *models.Model, asFloat32 bool) error {
 	a, err := AdapterOf(m)
 	if err != nil || a == nil {
 		return errors.New("merging LoRA adapter: the model has no adapter")
@@ -26,7 +35,11 @@ func Merge(m *models.Model) error {
 	}
 	for _, mod := range a.Modules {
 		v := m.Store.GetVariable(models.VarPath(mod + ".weight"))
-		t, err := fromFloat32s(merged[mod], v.DType(), v.Shape().Dimensions...)
+		dt := v.DType()
+		if asFloat32 {
+			dt = dtypes.Float32
+		}
+		t, err := fromFloat32s(merged[mod], dt, v.Shape().Dimensions...)
 		if err != nil {
 			return errors.WithMessagef(err, "merging LoRA adapter into %s", mod)
 		}
