@@ -3,6 +3,7 @@ package experiment
 import (
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,12 @@ func TestSmallLLaMA(t *testing.T) {
 // TestSmallChatGLM runs the ChatGLM-6B preset in small mode on the tiny ChatGLM fixture.
 func TestSmallChatGLM(t *testing.T) {
 	testdata.DataDir(t)
-	s := ChatGLM6B("test-chatglm", "../models/testdata/chatglm_tiny", true)
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LLMPRUNER_REPO", repo)
+	s := ChatGLM6B("test-chatglm", "/nonexistent/chatglm-6b", true)
 	s.CacheDir = t.TempDir()
 	res, err := Run(groupstest.Backend(t), s, nil)
 	if err != nil {

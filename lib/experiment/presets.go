@@ -86,7 +86,7 @@ func LLaMA7B(name, model string, small bool) Settings {
 // ChatGLM6B is the paper's ChatGLM-6B setting (10%): block-wise ratio 0.1 on every layer, L2,
 // Random and first-order Taylor (Element¹, the paper's "Weight"), the six tasks without BoolQ,
 // and LoRA recovery of Element¹ (query_key_value, dense, dense_h_to_4h, dense_4h_to_h; the
-// LLaMA-7B recipe otherwise). With small, the tiny random-weight ChatGLM fixture (2 layers,
+// LLaMA-7B recipe otherwise). With small, the tiny random-weight ChatGLM fixture (ChatGLMFixture: 2 layers,
 // context 64) runs the same code with ratio 0.25 (one of its 4 heads), a character-level
 // tokenizer (ByteTokenizer), 32-token windows, 5 documents per task and 16 LoRA steps on
 // TinyStories text: its numbers only show that the path works.
@@ -108,7 +108,7 @@ func ChatGLM6B(name, model string, small bool) Settings {
 	}
 	if small {
 		s.Name += "-small"
-		s.Model = model
+		s.Model = ChatGLMFixture()
 		s.Ratio = 0.25
 		s.ByteTokenizer = true
 		s.CalibText, s.CalibLen = TinyStoriesText(), 32
