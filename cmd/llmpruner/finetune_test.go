@@ -276,3 +276,35 @@ func TestFinetuneBadInput(t *testing.T) {
 	// A non-empty --out is refused without --resume.
 	expectFailure(t, runCLI(t, finetuneArgs(model, data, adapter)...), 1, "not empty", "--resume")
 }
+
+// TestEveryModelCommandTakesAdapter: every command with --model accepts --adapter and checks it
+// before doing any work.
+func TestEveryModelCommandTakesAdapter(t *testing.T) {
+	model := stories260K(t)
+	dir := t.TempDir()
+	notAdapter := t.TempDir()
+	input := writeFile(t, filepath.Join(dir, "in.jsonl"), `{"ids":[1,2,3]}`+"\n")
+	text := writeFile(t, filepath.Join(dir, "t.txt"), "Once upon a time there was a cat.")
+	zs := dataPath(t, "zeroshot/lm-eval-docs")
+	for _, args := range [][]string{
+		{"info"},
+		{"generate", "--max-new-tokens", "2"},
+		{"score", "--input", input},
+		{"eval", "ppl", "--data", "x=" + text},
+		{"eval", "zeroshot", "--tasks", "piqa", "--limit", "2", "--data-dir", zs},
+		{"stats", "--repeats", "1", "--warmup", "0"},
+		{"convert", "--out", filepath.Join(dir, "conv")},
+		{"prune", "--out", filepath.Join(dir, "pruned"), "--strategy", "block", "--ratio", "0.25", "--criterion", "l2"},
+		{"tokenize", "--text", "hi"},
+		{"finetune", "--data", text, "--out", filepath.Join(dir, "ft")},
+	} {
+		args = append(args, "--model", model, "--adapter", notAdapter)
+		res := runCLI(t, args...)
+		expectFailure(t, res, 1, "--adapter "+notAdapter, "no adapter_config.json")
+	}
+	for _, out := range []string{"conv", "pruned", "ft"} {
+		if _, err := os.Stat(filepath.Join(dir, out)); err == nil {
+			t.Errorf("a failed command wrote %s", out)
+		}
+	}
+}
