@@ -69,6 +69,7 @@ func LLaMA7B(name, model string, small bool) Settings {
 		// One name for every notebook that uses this preset in small mode (LLaMA-7B, Vicuna-7B):
 		// they run the same computation on stories260K and share its cache.
 		s.Name = "stories260K-table1-small"
+		s.Label = "ratio 0.25" // the paper's label "20%" is a fraction of LLaMA-7B's parameters
 		s.Model = Stories260K()
 		s.AttnLayers, s.MLPLayers = &prune.Range{Start: 1, End: 4}, &prune.Range{Start: 1, End: 4}
 		s.Methods = paperMethods(map[string]bool{"Element¹": true})
@@ -109,7 +110,7 @@ func ChatGLM6B(name, model string, small bool) Settings {
 	if small {
 		s.Name += "-small"
 		s.Model = ChatGLMFixture()
-		s.Ratio = 0.25
+		s.Ratio, s.Label = 0.25, "ratio 0.25"
 		s.ByteTokenizer = true
 		s.CalibText, s.CalibLen = TinyStoriesText(), 32
 		for i := range s.PPL {
@@ -142,6 +143,7 @@ func Llama3_8B(name, model string, small bool) Settings {
 	}
 	if small {
 		s.Name += "-small"
+		s.Label = "ratio 0.25"
 		s.Model = Stories260K()
 		s.AttnLayers, s.MLPLayers = &prune.Range{Start: 1, End: 4}, &prune.Range{Start: 1, End: 4}
 		s.CalibText = TinyStoriesText()

@@ -135,6 +135,13 @@ func (r *runner) measure(name, k, path string) (Measurement, error) {
 	}
 	r.count(computed, name+": evaluation")
 	meas.Name = name
+	if zs := meas.ZeroShot; zs != nil && len(zs.Order) == 0 { // Order is not stored in the cache's JSON
+		for _, t := range eval.PaperTasks {
+			if _, ok := zs.Tasks[t]; ok {
+				zs.Order = append(zs.Order, t)
+			}
+		}
+	}
 	return meas, nil
 }
 
