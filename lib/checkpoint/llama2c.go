@@ -316,32 +316,21 @@ func (r *llama2cReader) Tensors() []TensorInfo { return cloneInfos(r.infos) }
 // Read implements Reader.
 func (r *llama2cReader) Read(name string) (*tensors.Tensor, error) {
 	e, ok := r.tensors[name]
-	if !ok {
-		return nil, errors.Errorf("%s: no tensor named %q", r.path, name)
+	if err := checkReadable(r.path, name, ok, r.f != nil); err != nil {
+		return nil, err
 	}
-	if r.f == nil {
-		return nil, errors.Errorf("%s: reading tensor %q after Close", r.path, name)
-	}
-	t := tensors.FromShape(shapes.Make(dtypes.Float32, e.info.Shape...))
-	var readErr error
-	err := t.MutableBytes(func(buf []byte) {
+	return fillTensor(r.path, name, shapes.Make(dtypes.Float32, e.info.Shape...), func(buf []byte) error {
+		var err error
 		if e.quantized {
-			readErr = r.dequantize(e, buf)
+			err = r.dequantize(e, buf)
 		} else {
-			readErr = readFullAt(r.f, buf, e.offset)
+			err = readFullAt(r.f, buf, e.offset)
 		}
-		if readErr == nil && e.permute > 0 {
+		if err == nil && e.permute > 0 {
 			permuteRotaryRows(buf, e.permute, e.info.Shape[0], e.info.Shape[1]*4)
 		}
+		return err
 	})
-	if err == nil {
-		err = readErr
-	}
-	if err != nil {
-		_ = t.FinalizeAll()
-		return nil, errors.Wrapf(err, "%s: reading tensor %q", r.path, name)
-	}
-	return t, nil
 }
 
 // dequantize reads a Q8_0 matrix into dst (float32 bytes): value = int8 · scale of its group.

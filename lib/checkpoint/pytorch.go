@@ -330,37 +330,25 @@ func (r *pytorchFile) Tensors() []TensorInfo { return cloneInfos(r.infos) }
 // Read implements Reader.
 func (r *pytorchFile) Read(name string) (*tensors.Tensor, error) {
 	t, ok := r.tensors[name]
-	if !ok {
-		return nil, errors.Errorf("%s: no tensor named %q", r.path, name)
+	if err := checkReadable(r.path, name, ok, r.f != nil); err != nil {
+		return nil, err
 	}
-	if r.f == nil {
-		return nil, errors.Errorf("%s: reading tensor %q after Close", r.path, name)
-	}
-	out := tensors.FromShape(shapes.Make(t.storage.dtype, t.size...))
-	var readErr error
-	err := out.MutableBytes(func(dst []byte) {
+	return fillTensor(r.path, name, shapes.Make(t.storage.dtype, t.size...), func(dst []byte) error {
 		if len(dst) == 0 {
-			return
+			return nil
 		}
 		esize := int64(t.storage.dtype.Size())
 		if t.contiguous() {
-			readErr = t.storage.read(dst, t.offset*esize)
-			return
+			return t.storage.read(dst, t.offset*esize)
 		}
 		// Strided view: read the span it touches, then gather.
 		span := make([]byte, (t.extent()-t.offset)*esize)
-		if readErr = t.storage.read(span, t.offset*esize); readErr == nil {
-			gather(dst, span, t.size, t.stride, int(esize))
+		if err := t.storage.read(span, t.offset*esize); err != nil {
+			return err
 		}
+		gather(dst, span, t.size, t.stride, int(esize))
+		return nil
 	})
-	if err == nil {
-		err = readErr
-	}
-	if err != nil {
-		_ = out.FinalizeAll()
-		return nil, errors.Wrapf(err, "%s: reading tensor %q", r.path, name)
-	}
-	return out, nil
 }
 
 // gather copies the strided view of src (element strides, element size esize) into dst in

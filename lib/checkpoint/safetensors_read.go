@@ -185,23 +185,38 @@ func (r *safetensorsFile) Metadata() map[string]string { return r.metadata }
 // Read implements Reader.
 func (r *safetensorsFile) Read(name string) (*tensors.Tensor, error) {
 	e, ok := r.entries[name]
-	if !ok {
-		return nil, errors.Errorf("%s: no tensor named %q", r.path, name)
+	if err := checkReadable(r.path, name, ok, r.f != nil); err != nil {
+		return nil, err
 	}
-	if r.f == nil {
-		return nil, errors.Errorf("%s: reading tensor %q after Close", r.path, name)
-	}
-	t := tensors.FromShape(shapes.Make(e.info.DType, e.info.Shape...))
-	var readErr error
-	err := t.MutableBytes(func(buf []byte) {
-		readErr = readFullAt(r.f, buf, r.dataBase+e.begin)
+	return fillTensor(r.path, name, shapes.Make(e.info.DType, e.info.Shape...), func(buf []byte) error {
+		return readFullAt(r.f, buf, r.dataBase+e.begin)
 	})
+}
+
+// checkReadable is the common precondition of every Reader's Read: the tensor exists (known) and
+// the file is still open.
+func checkReadable(path, name string, known, open bool) error {
+	if !known {
+		return errors.Errorf("%s: no tensor named %q", path, name)
+	}
+	if !open {
+		return errors.Errorf("%s: reading tensor %q after Close", path, name)
+	}
+	return nil
+}
+
+// fillTensor allocates a tensor of shape and lets fill write its bytes (little-endian, row-major).
+// A failed fill frees the tensor and the error names the file and the tensor.
+func fillTensor(path, name string, shape shapes.Shape, fill func(buf []byte) error) (*tensors.Tensor, error) {
+	t := tensors.FromShape(shape)
+	var fillErr error
+	err := t.MutableBytes(func(buf []byte) { fillErr = fill(buf) })
 	if err == nil {
-		err = readErr
+		err = fillErr
 	}
 	if err != nil {
 		_ = t.FinalizeAll()
-		return nil, errors.Wrapf(err, "%s: reading tensor %q", r.path, name)
+		return nil, errors.Wrapf(err, "%s: reading tensor %q", path, name)
 	}
 	return t, nil
 }

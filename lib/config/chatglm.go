@@ -106,22 +106,13 @@ func parseChatGLM(data []byte, raw map[string]json.RawMessage, source string) (*
 	if f.TieWordEmbeddings != nil {
 		c.TieEmbed = *f.TieWordEmbeddings
 	}
-	switch {
-	case f.HeadDim != nil:
-		c.HeadDim = *f.HeadDim
-	case f.HiddenSize%f.NumAttentionHeads == 0:
-		c.HeadDim = f.HiddenSize / f.NumAttentionHeads
-	default:
-		return nil, errors.Errorf("%s: head_dim missing and hidden_size %d is not a multiple of num_attention_heads %d",
-			source, f.HiddenSize, f.NumAttentionHeads)
-	}
-	c.Heads = perLayer(f.HeadsPerLayer, f.NumAttentionHeads, L)
-	c.KVHeads = perLayer(f.KVHeadsPerLayer, f.NumAttentionHeads, L)
-	c.Inter = perLayer(f.InterPerLayer, inter, L)
-	for name, list := range map[string][]int{KeyHeadsPerLayer: f.HeadsPerLayer, KeyKVHeadsPerLayer: f.KVHeadsPerLayer, KeyInterPerLayer: f.InterPerLayer} {
-		if list != nil && len(list) != L {
-			return nil, errors.Errorf("%s: %s has %d entries, num_layers is %d", source, name, len(list), L)
-		}
+	err := layerShapes{
+		headDim: f.HeadDim, heads: f.NumAttentionHeads, kvHeads: f.NumAttentionHeads, inter: inter,
+		headsList: f.HeadsPerLayer, kvList: f.KVHeadsPerLayer, interList: f.InterPerLayer,
+		layers: L, layersKey: "num_layers",
+	}.resolve(c, source)
+	if err != nil {
+		return nil, err
 	}
 	alpha := L
 	if f.AlphaLayers != nil {

@@ -183,23 +183,13 @@ func Parse(data []byte, source string) (*Config, error) {
 	if f.NumKeyValueHeads != nil {
 		kv = *f.NumKeyValueHeads
 	}
-	switch {
-	case f.HeadDim != nil:
-		c.HeadDim = *f.HeadDim
-	case c.Hidden%f.NumAttentionHeads == 0:
-		// Only an unpruned HF config may omit head_dim; ours always writes it.
-		c.HeadDim = c.Hidden / f.NumAttentionHeads
-	default:
-		return nil, errors.Errorf("%s: head_dim missing and hidden_size %d is not a multiple of num_attention_heads %d",
-			source, c.Hidden, f.NumAttentionHeads)
-	}
-	c.Heads = perLayer(f.HeadsPerLayer, f.NumAttentionHeads, L)
-	c.KVHeads = perLayer(f.KVHeadsPerLayer, kv, L)
-	c.Inter = perLayer(f.InterPerLayer, f.IntermediateSize, L)
-	for name, list := range map[string][]int{KeyHeadsPerLayer: f.HeadsPerLayer, KeyKVHeadsPerLayer: f.KVHeadsPerLayer, KeyInterPerLayer: f.InterPerLayer} {
-		if list != nil && len(list) != L {
-			return nil, errors.Errorf("%s: %s has %d entries, num_hidden_layers is %d", source, name, len(list), L)
-		}
+	err = layerShapes{
+		headDim: f.HeadDim, heads: f.NumAttentionHeads, kvHeads: kv, inter: f.IntermediateSize,
+		headsList: f.HeadsPerLayer, kvList: f.KVHeadsPerLayer, interList: f.InterPerLayer,
+		layers: L, layersKey: "num_hidden_layers",
+	}.resolve(c, source)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, errors.WithMessage(err, source)
@@ -264,6 +254,42 @@ func parseIDs(raw json.RawMessage) ([]int, error) {
 		return nil, errors.Errorf("expected an integer or a list of integers, got %s", raw)
 	}
 	return many, nil
+}
+
+// layerShapes is what a config file states about the attention and MLP sizes: model-wide scalars
+// and, for pruned models, the per-layer lists llmpruner writes.
+type layerShapes struct {
+	headDim                      *int // explicit head_dim, when the file has one
+	heads, kvHeads, inter        int  // model-wide values
+	headsList, kvList, interList []int
+	layers                       int
+	layersKey                    string // the file's name for the layer count, for errors
+}
+
+// resolve sets c.HeadDim and the per-layer c.Heads, c.KVHeads and c.Inter. head_dim is derived as
+// hidden/heads only when the file omits it (an unpruned HF config); llmpruner always writes it.
+func (s layerShapes) resolve(c *Config, source string) error {
+	switch {
+	case s.headDim != nil:
+		c.HeadDim = *s.headDim
+	case c.Hidden%s.heads == 0:
+		c.HeadDim = c.Hidden / s.heads
+	default:
+		return errors.Errorf("%s: head_dim missing and hidden_size %d is not a multiple of num_attention_heads %d",
+			source, c.Hidden, s.heads)
+	}
+	for _, l := range []struct {
+		key  string
+		list []int
+	}{{KeyHeadsPerLayer, s.headsList}, {KeyKVHeadsPerLayer, s.kvList}, {KeyInterPerLayer, s.interList}} {
+		if l.list != nil && len(l.list) != s.layers {
+			return errors.Errorf("%s: %s has %d entries, %s is %d", source, l.key, len(l.list), s.layersKey, s.layers)
+		}
+	}
+	c.Heads = perLayer(s.headsList, s.heads, s.layers)
+	c.KVHeads = perLayer(s.kvList, s.kvHeads, s.layers)
+	c.Inter = perLayer(s.interList, s.inter, s.layers)
+	return nil
 }
 
 func perLayer(list []int, scalar, n int) []int {

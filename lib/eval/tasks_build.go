@@ -30,14 +30,11 @@ func multipleChoice(query string, choices []string, gold int) (Doc, error) {
 // " no" and " yes"; lm-eval predicts "yes" iff ll(" yes") > ll(" no"), which equals the first-max
 // argmax over [no, yes]. Only acc is reported.
 func parseBoolQ(r record) (Doc, error) {
-	passage, err := r.str("passage")
+	f, err := r.strFields("passage", "question")
 	if err != nil {
 		return Doc{}, err
 	}
-	question, err := r.str("question")
-	if err != nil {
-		return Doc{}, err
-	}
+	passage, question := f[0], f[1]
 	label, err := r.integer("label")
 	if err != nil {
 		return Doc{}, err
@@ -54,15 +51,7 @@ func parseBoolQ(r record) (Doc, error) {
 
 // parsePIQA: context "Question: {goal}\nAnswer:", choices sol1 and sol2.
 func parsePIQA(r record) (Doc, error) {
-	goal, err := r.str("goal")
-	if err != nil {
-		return Doc{}, err
-	}
-	sol1, err := r.str("sol1")
-	if err != nil {
-		return Doc{}, err
-	}
-	sol2, err := r.str("sol2")
+	f, err := r.strFields("goal", "sol1", "sol2")
 	if err != nil {
 		return Doc{}, err
 	}
@@ -70,24 +59,17 @@ func parsePIQA(r record) (Doc, error) {
 	if err != nil {
 		return Doc{}, err
 	}
-	return multipleChoice("Question: "+goal+"\nAnswer:", []string{sol1, sol2}, label)
+	return multipleChoice("Question: "+f[0]+"\nAnswer:", f[1:], label)
 }
 
 // parseHellaSwag: query = preprocess(activity_label + ": " + ctx_a + " " + capitalize(ctx_b)),
 // choices = preprocess(ending) for each ending.
 func parseHellaSwag(r record) (Doc, error) {
-	activity, err := r.str("activity_label")
+	f, err := r.strFields("activity_label", "ctx_a", "ctx_b")
 	if err != nil {
 		return Doc{}, err
 	}
-	ctxA, err := r.str("ctx_a")
-	if err != nil {
-		return Doc{}, err
-	}
-	ctxB, err := r.str("ctx_b")
-	if err != nil {
-		return Doc{}, err
-	}
+	activity, ctxA, ctxB := f[0], f[1], f[2]
 	endings, err := r.strs("endings")
 	if err != nil {
 		return Doc{}, err
@@ -108,18 +90,11 @@ func parseHellaSwag(r record) (Doc, error) {
 // the context is the text before "_" followed by the option, and the continuation is " " + the
 // stripped text after "_" — the same continuation for both options. Only acc is reported.
 func parseWinoGrande(r record) (Doc, error) {
-	sentence, err := r.str("sentence")
+	f, err := r.strFields("sentence", "option1", "option2")
 	if err != nil {
 		return Doc{}, err
 	}
-	opt1, err := r.str("option1")
-	if err != nil {
-		return Doc{}, err
-	}
-	opt2, err := r.str("option2")
-	if err != nil {
-		return Doc{}, err
-	}
+	sentence, opt1, opt2 := f[0], f[1], f[2]
 	answer, err := r.integer("answer")
 	if err != nil {
 		return Doc{}, err
@@ -143,15 +118,7 @@ func parseWinoGrande(r record) (Doc, error) {
 
 // parseARC: query "Question: {question}\nAnswer:"; numeric answer keys "1".."5" mean "A".."E".
 func parseARC(r record) (Doc, error) {
-	question, err := r.str("question")
-	if err != nil {
-		return Doc{}, err
-	}
-	choices, err := r.choiceTexts("choices")
-	if err != nil {
-		return Doc{}, err
-	}
-	key, err := r.str("answerKey")
+	question, choices, key, err := r.keyedChoices("question")
 	if err != nil {
 		return Doc{}, err
 	}
@@ -167,15 +134,7 @@ func parseARC(r record) (Doc, error) {
 
 // parseOpenBookQA: the query is question_stem itself; answerKey (stripped) is one of "A".."D".
 func parseOpenBookQA(r record) (Doc, error) {
-	stem, err := r.str("question_stem")
-	if err != nil {
-		return Doc{}, err
-	}
-	choices, err := r.choiceTexts("choices")
-	if err != nil {
-		return Doc{}, err
-	}
-	key, err := r.str("answerKey")
+	stem, choices, key, err := r.keyedChoices("question_stem")
 	if err != nil {
 		return Doc{}, err
 	}
@@ -185,4 +144,17 @@ func parseOpenBookQA(r record) (Doc, error) {
 		return Doc{}, errors.Errorf("answerKey %q is not one of A-D", key)
 	}
 	return multipleChoice(stem, choices, gold)
+}
+
+// keyedChoices reads the fields ARC and OpenBookQA share: the question (named by questionField),
+// the choice texts and the answer key.
+func (r record) keyedChoices(questionField string) (question string, choices []string, key string, err error) {
+	f, err := r.strFields(questionField, "answerKey")
+	if err != nil {
+		return "", nil, "", err
+	}
+	if choices, err = r.choiceTexts("choices"); err != nil {
+		return "", nil, "", err
+	}
+	return f[0], choices, f[1], nil
 }

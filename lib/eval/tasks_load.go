@@ -105,6 +105,19 @@ func (r record) str(field string) (string, error) {
 	return s, nil
 }
 
+// strFields reads several string fields, in order; the error names the first missing or ill-typed one.
+func (r record) strFields(fields ...string) ([]string, error) {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		s, err := r.str(f)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
 // strings reads a list-of-strings field.
 func (r record) strs(field string) ([]string, error) {
 	v, err := r.raw(field)

@@ -21,21 +21,8 @@ package groups
 // v_proj and o_proj: every importance reduction means the same thing for both architectures.
 
 import (
-	"fmt"
-
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
-)
-
-// ChatGLMLayerTensor names a tensor of ChatGLM layer l, e.g. ChatGLMLayerTensor(3, "attention.dense.weight").
-func ChatGLMLayerTensor(l int, rest string) string {
-	return fmt.Sprintf("transformer.layers.%d.%s", l, rest)
-}
-
-const (
-	chatglmEmbed  = "transformer.word_embeddings.weight"
-	chatglmFinal  = "transformer.final_layernorm."
-	chatglmLMHead = "lm_head.weight"
 )
 
 // ChatGLMLayerTensors lists the tensors of ChatGLM layer l.
@@ -43,7 +30,7 @@ func ChatGLMLayerTensors(l int) []string {
 	var out []string
 	for _, n := range []string{"input_layernorm", "attention.query_key_value", "attention.dense", "post_attention_layernorm",
 		"mlp.dense_h_to_4h", "mlp.dense_4h_to_h"} {
-		out = append(out, ChatGLMLayerTensor(l, n+".weight"), ChatGLMLayerTensor(l, n+".bias"))
+		out = append(out, config.ChatGLMLayerTensor(l, n+".weight"), config.ChatGLMLayerTensor(l, n+".bias"))
 	}
 	return out
 }
@@ -72,8 +59,8 @@ func chatglmAttentionHeads(cfg *config.Config, l int) (*Family, error) {
 		return nil, err
 	}
 	HD := cfg.HeadDim
-	qkv, qkvBias := ChatGLMLayerTensor(l, "attention.query_key_value.weight"), ChatGLMLayerTensor(l, "attention.query_key_value.bias")
-	dense := ChatGLMLayerTensor(l, "attention.dense.weight")
+	qkv, qkvBias := config.ChatGLMLayerTensor(l, "attention.query_key_value.weight"), config.ChatGLMLayerTensor(l, "attention.query_key_value.bias")
+	dense := config.ChatGLMLayerTensor(l, "attention.dense.weight")
 	fam := &Family{Kind: Head, Layer: l, Groups: make([]Group, cfg.Heads[l])}
 	for h := range cfg.Heads[l] {
 		base := 3 * HD * h
@@ -94,8 +81,8 @@ func chatglmMLPChannels(cfg *config.Config, l int) (*Family, error) {
 	if err := checkChatGLMLayer(cfg, l); err != nil {
 		return nil, err
 	}
-	up, down := ChatGLMLayerTensor(l, "mlp.dense_h_to_4h.weight"), ChatGLMLayerTensor(l, "mlp.dense_4h_to_h.weight")
-	upBias := ChatGLMLayerTensor(l, "mlp.dense_h_to_4h.bias")
+	up, down := config.ChatGLMLayerTensor(l, "mlp.dense_h_to_4h.weight"), config.ChatGLMLayerTensor(l, "mlp.dense_4h_to_h.weight")
+	upBias := config.ChatGLMLayerTensor(l, "mlp.dense_h_to_4h.bias")
 	fam := &Family{Kind: MLPChannel, Layer: l, Groups: make([]Group, cfg.Inter[l])}
 	for c := range cfg.Inter[l] {
 		idx := []int{c}
@@ -119,50 +106,18 @@ func chatglmMLPChannels(cfg *config.Config, l int) (*Family, error) {
 func chatglmHiddenChannels(cfg *config.Config) (*Family, error) {
 	var norms, normBiases, cols, rows, biases []string
 	for l := range cfg.NumLayers() {
-		t := func(rest string) string { return ChatGLMLayerTensor(l, rest) }
+		t := func(rest string) string { return config.ChatGLMLayerTensor(l, rest) }
 		norms = append(norms, t("input_layernorm.weight"), t("post_attention_layernorm.weight"))
 		normBiases = append(normBiases, t("input_layernorm.bias"), t("post_attention_layernorm.bias"))
 		cols = append(cols, t("attention.query_key_value.weight"), t("mlp.dense_h_to_4h.weight"))
 		rows = append(rows, t("attention.dense.weight"), t("mlp.dense_4h_to_h.weight"))
 		biases = append(biases, t("attention.dense.bias"), t("mlp.dense_4h_to_h.bias"))
 	}
-	norms = append(norms, chatglmFinal+"weight")
-	normBiases = append(normBiases, chatglmFinal+"bias")
-	cols = append([]string{chatglmEmbed}, cols...)
+	norms = append(norms, config.ChatGLMFinalNorm+".weight")
+	normBiases = append(normBiases, config.ChatGLMFinalNorm+".bias")
+	cols = append([]string{config.ChatGLMEmbed}, cols...)
 	if !cfg.TieEmbed {
-		cols = append(cols, chatglmLMHead)
+		cols = append(cols, config.ChatGLMLMHead)
 	}
-	fam := &Family{Kind: HiddenChannel, Layer: -1, Groups: make([]Group, cfg.Hidden)}
-	for d := range cfg.Hidden {
-		idx := []int{d}
-		members := make([]Member, 0, len(norms)+len(normBiases)+len(cols)+len(rows)+len(biases))
-		for _, n := range norms {
-			members = append(members, Member{Tensor: n, Axis: 0, Indices: idx})
-		}
-		for _, n := range cols {
-			members = append(members, Member{Tensor: n, Axis: 1, Indices: idx})
-		}
-		for _, n := range rows {
-			members = append(members, Member{Tensor: n, Axis: 0, Indices: idx})
-		}
-		for _, n := range append(normBiases, biases...) {
-			members = append(members, Member{Tensor: n, Axis: 0, Indices: idx, Bias: true})
-		}
-		fam.Groups[d] = Group{Kind: HiddenChannel, Layer: -1, Unit: d, Members: members}
-	}
-	return fam, nil
-}
-
-// chatglmDecoderLayers returns one group per layer: every tensor of the layer, whole. The residual
-// scale alpha = sqrt(2·N) keeps the unpruned N (config.KeyChatGLMAlphaLayers).
-func chatglmDecoderLayers(cfg *config.Config) (*Family, error) {
-	fam := &Family{Kind: Layer, Layer: -1, Groups: make([]Group, cfg.NumLayers())}
-	for l := range cfg.NumLayers() {
-		var members []Member
-		for _, n := range ChatGLMLayerTensors(l) {
-			members = append(members, Member{Tensor: n, Axis: -1})
-		}
-		fam.Groups[l] = Group{Kind: Layer, Layer: l, Unit: l, Members: members}
-	}
-	return fam, nil
+	return hiddenChannelFamily(cfg.Hidden, hiddenTensors{elems: norms, cols: cols, rows: rows, biases: append(normBiases, biases...)}), nil
 }

@@ -1,21 +1,8 @@
 package groups
 
 import (
-	"fmt"
-
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
-)
-
-// LLaMA tensor names (Hugging Face LlamaForCausalLM).
-
-// LlamaLayerTensor names a tensor of decoder layer l, e.g. LlamaLayerTensor(3, "self_attn.q_proj.weight").
-func LlamaLayerTensor(l int, rest string) string { return fmt.Sprintf("model.layers.%d.%s", l, rest) }
-
-const (
-	llamaEmbed     = "model.embed_tokens.weight"
-	llamaFinalNorm = "model.norm.weight"
-	llamaLMHead    = "lm_head.weight"
 )
 
 // LlamaLayerTensors lists the tensors of decoder layer l (weights, then biases present in cfg).
@@ -31,7 +18,7 @@ func LlamaLayerTensors(cfg *config.Config, l int) []string {
 	}
 	out := make([]string, len(names))
 	for i, n := range names {
-		out[i] = LlamaLayerTensor(l, n)
+		out[i] = config.LlamaLayerTensor(l, n)
 	}
 	return out
 }
@@ -68,7 +55,7 @@ func AttentionHeads(cfg *config.Config, l int) (*Family, error) {
 	}
 	HD, nKV := cfg.HeadDim, cfg.KVHeads[l]
 	nRep := cfg.Heads[l] / nKV
-	t := func(rest string) string { return LlamaLayerTensor(l, "self_attn."+rest) }
+	t := func(rest string) string { return config.LlamaLayerTensor(l, "self_attn."+rest) }
 	fam := &Family{Kind: Head, Layer: l, Groups: make([]Group, nKV)}
 	for kv := range nKV {
 		qRows := span(kv*nRep*HD, nRep*HD) // query heads kv*nRep ..., head by head
@@ -101,7 +88,7 @@ func MLPChannels(cfg *config.Config, l int) (*Family, error) {
 	if err := checkLayer(cfg, l); err != nil {
 		return nil, err
 	}
-	t := func(rest string) string { return LlamaLayerTensor(l, "mlp."+rest) }
+	t := func(rest string) string { return config.LlamaLayerTensor(l, "mlp."+rest) }
 	fam := &Family{Kind: MLPChannel, Layer: l, Groups: make([]Group, cfg.Inter[l])}
 	for c := range cfg.Inter[l] {
 		idx := []int{c}
@@ -138,7 +125,7 @@ func HiddenChannels(cfg *config.Config) (*Family, error) {
 	}
 	var cols, rows, elems, biases []string
 	for l := range cfg.NumLayers() {
-		t := func(rest string) string { return LlamaLayerTensor(l, rest) }
+		t := func(rest string) string { return config.LlamaLayerTensor(l, rest) }
 		elems = append(elems, t("input_layernorm.weight"), t("post_attention_layernorm.weight"))
 		cols = append(cols, t("self_attn.q_proj.weight"), t("self_attn.k_proj.weight"), t("self_attn.v_proj.weight"),
 			t("mlp.gate_proj.weight"), t("mlp.up_proj.weight"))
@@ -150,48 +137,65 @@ func HiddenChannels(cfg *config.Config) (*Family, error) {
 			biases = append(biases, t("mlp.down_proj.bias"))
 		}
 	}
-	elems = append(elems, llamaFinalNorm)
-	cols = append([]string{llamaEmbed}, cols...)
+	elems = append(elems, config.LlamaFinalNorm)
+	cols = append([]string{config.LlamaEmbed}, cols...)
 	if !cfg.TieEmbed {
-		cols = append(cols, llamaLMHead)
+		cols = append(cols, config.LlamaLMHead)
 	}
-	fam := &Family{Kind: HiddenChannel, Layer: -1, Groups: make([]Group, cfg.Hidden)}
-	for d := range cfg.Hidden {
+	return hiddenChannelFamily(cfg.Hidden, hiddenTensors{elems: elems, cols: cols, rows: rows, biases: biases}), nil
+}
+
+// DecoderLayers returns one group per decoder layer: every tensor of the layer, whole (Axis -1).
+// Removing layer l renumbers the layers after it (ChatGLM's residual scale alpha = sqrt(2·N) keeps
+// the unpruned N, config.KeyChatGLMAlphaLayers).
+func DecoderLayers(cfg *config.Config) (*Family, error) {
+	if cfg.Arch != config.ArchChatGLM {
+		if err := checkLayer(cfg, 0); err != nil {
+			return nil, err
+		}
+	}
+	return layerFamily(cfg, LayerTensors), nil
+}
+
+// hiddenTensors lists the tensors a hidden channel d runs through: elems (norm weights) and rows
+// are indexed on axis 0, cols on axis 1, biases (not scored) on axis 0.
+type hiddenTensors struct {
+	elems, cols, rows, biases []string
+}
+
+// hiddenChannelFamily builds the hidden-channel family of a model with hidden size D from the
+// tensors each channel runs through; the first elems entry is the root.
+func hiddenChannelFamily(D int, t hiddenTensors) *Family {
+	fam := &Family{Kind: HiddenChannel, Layer: -1, Groups: make([]Group, D)}
+	for d := range D {
 		idx := []int{d}
-		members := make([]Member, 0, len(elems)+len(cols)+len(rows)+len(biases))
-		for _, n := range elems {
+		members := make([]Member, 0, len(t.elems)+len(t.cols)+len(t.rows)+len(t.biases))
+		for _, n := range t.elems {
 			members = append(members, Member{Tensor: n, Axis: 0, Indices: idx})
 		}
-		for _, n := range cols {
+		for _, n := range t.cols {
 			members = append(members, Member{Tensor: n, Axis: 1, Indices: idx})
 		}
-		for _, n := range rows {
+		for _, n := range t.rows {
 			members = append(members, Member{Tensor: n, Axis: 0, Indices: idx})
 		}
-		for _, n := range biases {
+		for _, n := range t.biases {
 			members = append(members, Member{Tensor: n, Axis: 0, Indices: idx, Bias: true})
 		}
 		fam.Groups[d] = Group{Kind: HiddenChannel, Layer: -1, Unit: d, Members: members}
 	}
-	return fam, nil
+	return fam
 }
 
-// DecoderLayers returns one group per decoder layer: every tensor of the layer, whole (Axis -1).
-// Removing layer l renumbers the layers after it.
-func DecoderLayers(cfg *config.Config) (*Family, error) {
-	if cfg.Arch == config.ArchChatGLM {
-		return chatglmDecoderLayers(cfg) // chatglm.go
-	}
-	if err := checkLayer(cfg, 0); err != nil {
-		return nil, err
-	}
+// layerFamily builds one group per decoder layer holding every tensor of the layer, whole (Axis -1).
+func layerFamily(cfg *config.Config, tensors func(cfg *config.Config, l int) []string) *Family {
 	fam := &Family{Kind: Layer, Layer: -1, Groups: make([]Group, cfg.NumLayers())}
 	for l := range cfg.NumLayers() {
 		var members []Member
-		for _, n := range LlamaLayerTensors(cfg, l) {
+		for _, n := range tensors(cfg, l) {
 			members = append(members, Member{Tensor: n, Axis: -1})
 		}
 		fam.Groups[l] = Group{Kind: Layer, Layer: l, Unit: l, Members: members}
 	}
-	return fam, nil
+	return fam
 }

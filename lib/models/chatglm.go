@@ -37,7 +37,6 @@ package models
 // no mask token) and block ids 1, 2, … — what the text would get after "[gMASK] <sop>".
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
@@ -48,25 +47,13 @@ import (
 	"github.com/llmpruner/llmpruner/lib/config"
 )
 
-// ChatGLMLayerTensor names a tensor of ChatGLM layer l, e.g. ChatGLMLayerTensor(3, "attention.dense.weight").
-func ChatGLMLayerTensor(l int, rest string) string {
-	return fmt.Sprintf("transformer.layers.%d.%s", l, rest)
-}
-
-// ChatGLM tensor names outside the layers.
-const (
-	ChatGLMEmbed     = "transformer.word_embeddings.weight"
-	ChatGLMFinalNorm = "transformer.final_layernorm"
-	ChatGLMLMHead    = "lm_head.weight"
-)
-
 // chatglmTensors lists every tensor of a ChatGLM checkpoint with this config, with its shape.
 func chatglmTensors(cfg *config.Config) []TensorSpec {
 	D, V, HD := cfg.Hidden, cfg.Vocab, cfg.HeadDim
-	specs := []TensorSpec{{ChatGLMEmbed, []int{V, D}}}
+	specs := []TensorSpec{{config.ChatGLMEmbed, []int{V, D}}}
 	add := func(name string, shape ...int) { specs = append(specs, TensorSpec{name, shape}) }
 	for l := range cfg.NumLayers() {
-		t := func(rest string) string { return ChatGLMLayerTensor(l, rest) }
+		t := func(rest string) string { return config.ChatGLMLayerTensor(l, rest) }
 		q, inter := cfg.Heads[l]*HD, cfg.Inter[l]
 		add(t("input_layernorm.weight"), D)
 		add(t("input_layernorm.bias"), D)
@@ -81,10 +68,10 @@ func chatglmTensors(cfg *config.Config) []TensorSpec {
 		add(t("mlp.dense_4h_to_h.weight"), D, inter)
 		add(t("mlp.dense_4h_to_h.bias"), D)
 	}
-	add(ChatGLMFinalNorm+".weight", D)
-	add(ChatGLMFinalNorm+".bias", D)
+	add(config.ChatGLMFinalNorm+".weight", D)
+	add(config.ChatGLMFinalNorm+".bias", D)
 	if !cfg.TieEmbed {
-		add(ChatGLMLMHead, V, D)
+		add(config.ChatGLMLMHead, V, D)
 	}
 	return specs
 }
@@ -159,7 +146,7 @@ func (m *chatglm) layer(l int, x *Node, r1, r2 *rope, allowed *Node, kv kvSource
 	cfg := m.cfg
 	B, S := x.Shape().Dim(0), x.Shape().Dim(1)
 	H, HD := cfg.Heads[l], cfg.HeadDim
-	t := func(rest string) string { return ChatGLMLayerTensor(l, rest) }
+	t := func(rest string) string { return config.ChatGLMLayerTensor(l, rest) }
 	alpha := cfg.ChatGLMAlpha()
 
 	h := layerNorm(x, m.w.get(t("input_layernorm.weight")), m.w.get(t("input_layernorm.bias")), cfg.RMSNormEps)
@@ -179,16 +166,16 @@ func (m *chatglm) layer(l int, x *Node, r1, r2 *rope, allowed *Node, kv kvSource
 
 // head applies the final LayerNorm and the LM head: [B, S, D] → [B, S, V].
 func (m *chatglm) head(x *Node) *Node {
-	x = layerNorm(x, m.w.get(ChatGLMFinalNorm+".weight"), m.w.get(ChatGLMFinalNorm+".bias"), m.cfg.RMSNormEps)
+	x = layerNorm(x, m.w.get(config.ChatGLMFinalNorm+".weight"), m.w.get(config.ChatGLMFinalNorm+".bias"), m.cfg.RMSNormEps)
 	if m.cfg.TieEmbed {
-		return m.w.linear(x, "lm_head", m.w.get(ChatGLMEmbed), nil)
+		return m.w.linear(x, "lm_head", m.w.get(config.ChatGLMEmbed), nil)
 	}
 	return m.w.proj(x, "lm_head", false)
 }
 
 // hidden runs the embedding and all layers: [B, S, D] before the final LayerNorm.
 func (m *chatglm) hidden(tokens, pos, block, allowed *Node, kv kvSource) *Node {
-	x := Gather(m.w.get(ChatGLMEmbed), InsertAxes(ConvertDType(tokens, dtypes.Int32), -1)) // [B, S, D]
+	x := Gather(m.w.get(config.ChatGLMEmbed), InsertAxes(ConvertDType(tokens, dtypes.Int32), -1)) // [B, S, D]
 	r1, r2 := chatglmRoPE(pos, block, m.cfg.HeadDim)
 	for l := range m.cfg.NumLayers() {
 		x = m.layer(l, x, r1, r2, allowed, kv)

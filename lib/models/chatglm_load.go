@@ -21,7 +21,7 @@ func chatglmReader(cfg *config.Config, r checkpoint.Reader) checkpoint.Reader {
 	}
 	var kept []checkpoint.TensorInfo
 	for _, ti := range r.Tensors() {
-		if ti.Name == ChatGLMLMHead && slices.Equal(ti.Shape, []int{cfg.Vocab, cfg.Hidden}) {
+		if ti.Name == config.ChatGLMLMHead && slices.Equal(ti.Shape, []int{cfg.Vocab, cfg.Hidden}) {
 			continue
 		}
 		kept = append(kept, ti)
@@ -54,7 +54,7 @@ func archMismatchHint(cfg *config.Config, infos []checkpoint.TensorInfo) string 
 		switch {
 		case strings.HasPrefix(ti.Name, "model.layers.") || ti.Name == "model.embed_tokens.weight":
 			llama++
-		case strings.HasPrefix(ti.Name, "transformer.layers.") || ti.Name == ChatGLMEmbed:
+		case strings.HasPrefix(ti.Name, "transformer.layers.") || ti.Name == config.ChatGLMEmbed:
 			glm++
 		}
 	}

@@ -16,8 +16,6 @@ package models
 //	lm_head.weight                               [V, D]        (absent when tie_word_embeddings)
 
 import (
-	"fmt"
-
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -28,10 +26,10 @@ import (
 // llamaTensors lists every tensor a LLaMA checkpoint with this config holds, with its shape.
 func llamaTensors(cfg *config.Config) []TensorSpec {
 	D, V, HD := cfg.Hidden, cfg.Vocab, cfg.HeadDim
-	specs := []TensorSpec{{"model.embed_tokens.weight", []int{V, D}}}
+	specs := []TensorSpec{{config.LlamaEmbed, []int{V, D}}}
 	add := func(name string, shape ...int) { specs = append(specs, TensorSpec{name, shape}) }
 	for l := range cfg.NumLayers() {
-		p := fmt.Sprintf("model.layers.%d.", l)
+		p := config.LlamaLayerTensor(l, "")
 		q, kv, inter := cfg.Heads[l]*HD, cfg.KVHeads[l]*HD, cfg.Inter[l]
 		add(p+"input_layernorm.weight", D)
 		add(p+"self_attn.q_proj.weight", q, D)
@@ -54,9 +52,9 @@ func llamaTensors(cfg *config.Config) []TensorSpec {
 			add(p+"mlp.down_proj.bias", D)
 		}
 	}
-	add("model.norm.weight", D)
+	add(config.LlamaFinalNorm, D)
 	if !cfg.TieEmbed {
-		add("lm_head.weight", V, D)
+		add(config.LlamaLMHead, V, D)
 	}
 	return specs
 }
@@ -79,7 +77,7 @@ func noCache(_ int, k, v *Node) (*Node, *Node) {
 
 // embed looks the tokens [B, S] up: [B, S, D].
 func (m *llama) embed(tokens *Node) *Node {
-	table := m.w.get("model.embed_tokens.weight") // [V, D]
+	table := m.w.get(config.LlamaEmbed) // [V, D]
 	return Gather(table, InsertAxes(ConvertDType(tokens, dtypes.Int32), -1))
 }
 
@@ -88,7 +86,7 @@ func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node
 	cfg := m.cfg
 	B, S := x.Shape().Dim(0), x.Shape().Dim(1)
 	H, KV, HD := cfg.Heads[l], cfg.KVHeads[l], cfg.HeadDim
-	p := fmt.Sprintf("model.layers.%d.", l)
+	p := config.LlamaLayerTensor(l, "")
 
 	h := rmsNorm(x, m.w.get(p+"input_layernorm.weight"), cfg.RMSNormEps)
 	q := Reshape(m.w.proj(h, p+"self_attn.q_proj", cfg.AttnBias), B, S, H, HD)
@@ -108,9 +106,9 @@ func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node
 
 // head applies the final norm and the LM head: x [B, S, D] → logits [B, S, V].
 func (m *llama) head(x *Node) *Node {
-	x = rmsNorm(x, m.w.get("model.norm.weight"), m.cfg.RMSNormEps)
+	x = rmsNorm(x, m.w.get(config.LlamaFinalNorm), m.cfg.RMSNormEps)
 	if m.cfg.TieEmbed {
-		return m.w.linear(x, "lm_head", m.w.get("model.embed_tokens.weight"), nil)
+		return m.w.linear(x, "lm_head", m.w.get(config.LlamaEmbed), nil)
 	}
 	return m.w.proj(x, "lm_head", false)
 }

@@ -194,7 +194,7 @@ func TestChannelAndLayerPrune(t *testing.T) {
 	for l := range want {
 		z := groupstest.RandomModel(t, cfg, 8, 0.3)
 		for _, n := range []string{"self_attn.o_proj.weight", "mlp.down_proj.weight"} {
-			v := z.Store.GetVariable(models.VarPath(groups.LlamaLayerTensor(l, n)))
+			v := z.Store.GetVariable(models.VarPath(config.LlamaLayerTensor(l, n)))
 			v.MustSetValue(tensors.FromFlatDataAndDimensions(make([]float32, v.Shape().Size()), v.Shape().Dimensions...))
 		}
 		loss, err := z.Loss(calib)
