@@ -158,11 +158,9 @@ func (e *env) zeroShot(path, adapter, dir string, names []string, limit, batch i
 	if err != nil {
 		return nil, err
 	}
-	// lm-eval keeps max_length+1 tokens of context+continuation and feeds the first max_length;
-	// the harness hands the scorer the whole max_length+1 window, which the model refuses when it
-	// exceeds the context, so the window is capped one token earlier (this only changes requests
-	// longer than the context).
-	maxLen := m.Config.MaxPositions - 1
+	// lm-eval's max_length is the model's context: it keeps max_length+1 tokens of
+	// context+continuation (the last only a target), which TokenLogProbs accepts.
+	maxLen := m.Config.MaxPositions
 	bar := e.progress(0, "zero-shot "+filepath.Base(path))
 	res, err := eval.ZeroShot(m, tok, eval.ZeroShotOptions{
 		DataDir: dir, Tasks: names, Limit: limit, BatchSize: batch, MaxLength: maxLen,

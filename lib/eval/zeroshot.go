@@ -6,7 +6,7 @@
 // A zero-shot run on a loaded model:
 //
 //	res, err := eval.ZeroShot(m, m.Tokenizer, eval.ZeroShotOptions{
-//		DataDir: "data/zeroshot/lm-eval-docs", Limit: eval.NoLimit, MaxLength: m.Config.MaxPositions - 1})
+//		DataDir: "data/zeroshot/lm-eval-docs", Limit: eval.NoLimit, MaxLength: m.Config.MaxPositions})
 //	table, err := eval.MarkdownTable([]eval.ModelResult{{Name: "dense", Result: res}}, false)
 package eval
 
@@ -48,9 +48,8 @@ type ZeroShotOptions struct {
 	// MaxLength is the model's context length, lm-eval's max_length (LLaMA: max_position_embeddings):
 	// a context+continuation longer than MaxLength+1 tokens loses tokens on the left, so the scorer
 	// gets sequences of up to MaxLength+1 tokens (the last one is only a target). 0 means
-	// DefaultMaxLength. Note: lib/models' TokenLogProbs currently rejects sequences longer than
-	// max_position_embeddings, so pass m.Config.MaxPositions-1 there; that differs from lm-eval
-	// only for the rare documents longer than the model's context (one more context token cut).
+	// DefaultMaxLength. lib/models' TokenLogProbs takes such max_position_embeddings+1 windows (the
+	// last token is only a target), so pass m.Config.MaxPositions.
 	MaxLength int
 	// Progress, when set, is called after every scorer call.
 	Progress func(Progress)

@@ -19,7 +19,7 @@ func TestStories260KZeroShotMatchesDirectScoring(t *testing.T) {
 	m := loadStories260K(t)
 	dir := testdata.Path(t, lmEvalDocsDir)
 	const limit = 2
-	res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{DataDir: dir, Limit: limit, MaxLength: m.Config.MaxPositions - 1})
+	res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{DataDir: dir, Limit: limit, MaxLength: m.Config.MaxPositions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +40,8 @@ func TestStories260KZeroShotMatchesDirectScoring(t *testing.T) {
 					t.Fatalf("context starts with BOS")
 				}
 				whole := append(slices.Clone(ctx), cont...)
-				if len(whole) > m.Config.MaxPositions {
-					whole = whole[len(whole)-m.Config.MaxPositions:]
+				if window := m.Config.MaxPositions + 1; len(whole) > window { // lm-eval: [-(max_length+1):]
+					whole = whole[len(whole)-window:]
 				}
 				lp, _, err := m.TokenLogProbs([][]int{whole})
 				if err != nil {
@@ -88,10 +88,7 @@ func TestStories260KZeroShotFull(t *testing.T) {
 	lastLog := time.Now()
 	res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{
 		DataDir: testdata.Path(t, lmEvalDocsDir), Limit: limit, BatchSize: batch,
-		// lib/models accepts at most max_position_embeddings tokens per sequence, while lm-eval
-		// scores up to max_length+1 (the last token is only a target); one token less of context
-		// for the few documents longer than the model's 512 positions.
-		MaxLength: m.Config.MaxPositions - 1,
+		MaxLength: m.Config.MaxPositions, // lm-eval's max_length: windows of up to 513 tokens
 		Progress: func(p Progress) {
 			if time.Since(lastLog) > 30*time.Second || p.Done == p.Total {
 				lastLog = time.Now()
@@ -126,7 +123,7 @@ func BenchmarkStories260KZeroShot(b *testing.B) {
 	var requests int
 	var elapsed time.Duration
 	for b.Loop() {
-		res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{DataDir: dir, Limit: 10, MaxLength: m.Config.MaxPositions - 1})
+		res, err := ZeroShot(m, m.Tokenizer, ZeroShotOptions{DataDir: dir, Limit: 10, MaxLength: m.Config.MaxPositions})
 		if err != nil {
 			b.Fatal(err)
 		}

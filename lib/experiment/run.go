@@ -177,7 +177,7 @@ func (r *runner) evaluate(name, path string) (Measurement, error) {
 	}
 	if r.s.ZeroShotDir != "" {
 		zs, err := eval.ZeroShot(m, m.Tokenizer, eval.ZeroShotOptions{DataDir: r.s.ZeroShotDir, Tasks: r.s.Tasks, Limit: r.s.Limit,
-			MaxLength: m.Config.MaxPositions - 1, Progress: func(p eval.Progress) {
+			MaxLength: m.Config.MaxPositions, Progress: func(p eval.Progress) {
 				r.say(fmt.Sprintf("%s: zero-shot %d/%d sequences, ETA %s", name, p.Done, p.Total, p.ETA.Round(time.Second)))
 			}})
 		if err != nil {

@@ -106,8 +106,9 @@ func TestSequenceErrors(t *testing.T) {
 	long := make([]int, m.Config.MaxPositions+1)
 	_, err := m.Logits([][]int{{1, 2}, long})
 	wantError(t, err, "sequence 1 has 257 tokens", "context of 256")
-	_, _, err = m.TokenLogProbs([][]int{long})
-	wantError(t, err, "longer than the model's context")
+	// TokenLogProbs takes one target-only token more (lm-eval's max_length+1 window), not two.
+	_, _, err = m.TokenLogProbs([][]int{append(long, 0)})
+	wantError(t, err, "sequence 0 has 258 tokens", "context of 256", "+ 1 target token")
 	_, err = m.Loss([][]int{long})
 	wantError(t, err, "longer than the model's context")
 	_, err = m.Generate(long, GenerateOptions{})

@@ -84,6 +84,35 @@ func TestNonUniformMatchesReference(t *testing.T) {
 	}
 }
 
+// TestTokenLogProbsContextPlusOne: a sequence of max_position_embeddings+1 tokens (lm-eval's
+// max_length+1 window, the last token only a target) scores every token as the float64 reference
+// does, batched with a shorter one.
+func TestTokenLogProbsContextPlusOne(t *testing.T) {
+	cfg := nonUniformConfig()
+	r := randomWeights(cfg, 11)
+	m := modelFromReader(t, cfg, r)
+	ref := &refModel{cfg: cfg, w: r.vals}
+	seqs := randomSeqs(rand.New(rand.NewPCG(8, 1)), cfg.Vocab, cfg.MaxPositions+1, 9)
+	logp, _, err := m.TokenLogProbs(seqs)
+	if err != nil {
+		t.Fatalf("TokenLogProbs: %+v", err)
+	}
+	var maxNLL float64
+	for i, seq := range seqs {
+		want := ref.logits(seq)
+		if len(logp[i]) != len(seq)-1 {
+			t.Fatalf("sequence %d: %d scores for %d tokens", i, len(logp[i]), len(seq))
+		}
+		for p := 1; p < len(seq); p++ {
+			maxNLL = math.Max(maxNLL, math.Abs(-logp[i][p-1]-nll(want[p-1], seq[p])))
+		}
+	}
+	t.Logf("token NLL max|Δ| = %.2e over %d+%d tokens", maxNLL, len(seqs[0]), len(seqs[1]))
+	if maxNLL > 1e-4 {
+		t.Errorf("token NLL differs from the reference by %.2e", maxNLL)
+	}
+}
+
 // TestLMLossPadded: the graph LMLoss on a right-padded batch equals the reference mean NLL over
 // positions whose next token is real.
 func TestLMLossPadded(t *testing.T) {

@@ -5,6 +5,7 @@ package models
 // graphs are compiled, and padded rows are masked out.
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"sort"
@@ -40,14 +41,23 @@ func bucketLen(n int) int {
 // CheckSequences validates token sequences for the model: each at least minLen long, at most the
 // context length (max_position_embeddings), with ids inside the vocabulary.
 func (m *Model) CheckSequences(seqs [][]int, minLen int) error {
+	return m.checkSequences(seqs, minLen, 0)
+}
+
+// checkSequences is CheckSequences allowing targetOnly tokens beyond the context: tokens that are
+// only predicted, never used to predict (TokenLogProbs' last token).
+func (m *Model) checkSequences(seqs [][]int, minLen, targetOnly int) error {
 	cfg := m.Config
 	for i, s := range seqs {
 		if len(s) < minLen {
 			return errors.Errorf("sequence %d has %d tokens; at least %d needed", i, len(s), minLen)
 		}
-		if cfg.MaxPositions > 0 && len(s) > cfg.MaxPositions {
-			return errors.Errorf("sequence %d has %d tokens, longer than the model's context of %d (max_position_embeddings); split or truncate it",
-				i, len(s), cfg.MaxPositions)
+		if cfg.MaxPositions > 0 && len(s) > cfg.MaxPositions+targetOnly {
+			limit := fmt.Sprintf("the model's context of %d (max_position_embeddings)", cfg.MaxPositions)
+			if targetOnly > 0 {
+				limit += fmt.Sprintf(" + %d target token", targetOnly)
+			}
+			return errors.Errorf("sequence %d has %d tokens, longer than %s; split or truncate it", i, len(s), limit)
 		}
 		for t, id := range s {
 			if id < 0 || id >= cfg.Vocab {
@@ -58,8 +68,10 @@ func (m *Model) CheckSequences(seqs [][]int, minLen int) error {
 	return nil
 }
 
-// makeBatches groups seqs (longest first) into padded batches.
-func (m *Model) makeBatches(seqs [][]int) []tokenBatch {
+// makeBatches groups seqs (longest first) into padded batches. Their length is bucketed without
+// the last targetOnly tokens, which are then added back (a sequence of exactly the context length
+// plus one target token does not double the padded length).
+func (m *Model) makeBatches(seqs [][]int, targetOnly int) []tokenBatch {
 	order := make([]int, len(seqs))
 	for i := range order {
 		order[i] = i
@@ -67,7 +79,7 @@ func (m *Model) makeBatches(seqs [][]int) []tokenBatch {
 	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]]) > len(seqs[order[b]]) })
 	var out []tokenBatch
 	for start := 0; start < len(order); {
-		L := bucketLen(len(seqs[order[start]]))
+		L := bucketLen(max(1, len(seqs[order[start]])-targetOnly)) + targetOnly
 		rows := max(1, min(maxBatchRows, logitsBudget/(L*m.Config.Vocab)))
 		rows = 1 << (bits.Len(uint(rows)) - 1) // power of two
 		end := min(len(order), start+rows)
@@ -109,7 +121,7 @@ func (m *Model) Logits(seqs [][]int) (logits [][][]float32, err error) {
 	}
 	V := m.Config.Vocab
 	logits = make([][][]float32, len(seqs))
-	for _, b := range m.makeBatches(seqs) {
+	for _, b := range m.makeBatches(seqs, 0) {
 		out, err := exec.Call1(b.tokens, b.mask)
 		if err != nil {
 			return nil, errors.WithMessage(err, "running the forward pass")
@@ -130,10 +142,11 @@ func (m *Model) Logits(seqs [][]int) (logits [][][]float32, err error) {
 
 // TokenLogProbs scores each sequence: logp[i][t-1] = log p(seq[t] | seq[<t]) for t ≥ 1, and
 // greedy[i][t-1] tells whether seq[t] was the argmax prediction. A sequence of length n gives
-// n-1 scores. Used by perplexity and zero-shot evaluation.
+// n-1 scores. Used by perplexity and zero-shot evaluation. The last token is only a target, so a
+// sequence may hold max_position_embeddings+1 tokens (lm-eval's max_length+1 window).
 func (m *Model) TokenLogProbs(seqs [][]int) (logp [][]float64, greedy [][]bool, err error) {
 	defer recoverError(&err, "scoring tokens")
-	if err := m.CheckSequences(seqs, 1); err != nil {
+	if err := m.checkSequences(seqs, 1, 1); err != nil {
 		return nil, nil, err
 	}
 	exec, err := m.cachedExec("token-logprobs", func() (*model.Exec, error) {
@@ -146,7 +159,7 @@ func (m *Model) TokenLogProbs(seqs [][]int) (logp [][]float64, greedy [][]bool, 
 	}
 	logp = make([][]float64, len(seqs))
 	greedy = make([][]bool, len(seqs))
-	for _, b := range m.makeBatches(seqs) {
+	for _, b := range m.makeBatches(seqs, 1) {
 		lp, gr, err := exec.Call2(b.tokens, b.mask)
 		if err != nil {
 			return nil, nil, errors.WithMessage(err, "running the forward pass")
