@@ -3,8 +3,6 @@ package importance
 import (
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/groups"
@@ -13,51 +11,14 @@ import (
 	"github.com/llmpruner/llmpruner/lib/models"
 )
 
-// goldenFile is the part of golden/importance_tiny_llama_mha.json the tests read: scores produced
-// by the original LLM-Pruner code (MetaPruner + hf_llama_pruner) on golden/tiny-llama-mha.
-type goldenFile struct {
-	Calibration struct {
-		InputIDs [][]int `json:"input_ids"`
-	} `json:"calibration"`
-	EvalIDs []int `json:"eval_ids"`
-	Cases   []struct {
-		Name         string  `json:"name"`
-		PrunerType   string  `json:"pruner_type"`
-		Taylor       *string `json:"taylor"`
-		Grouping     string  `json:"grouping_strategy"`
-		Ratio        float64 `json:"pruning_ratio"`
-		ParamsBefore int64   `json:"params_before"`
-		ParamsAfter  int64   `json:"params_after"`
-		AttnLayers   []int   `json:"block_attention_layers"`
-		Layers       map[string]struct {
-			Attention struct {
-				HeadImportance []float64 `json:"head_importance"`
-				KeptQHeads     []int     `json:"kept_q_heads"`
-			} `json:"attention"`
-			MLP struct {
-				ChannelImportance []float64 `json:"channel_importance"`
-				KeptChannels      []int     `json:"kept_channels"`
-			} `json:"mlp"`
-		} `json:"layers"`
-	} `json:"cases"`
-}
-
-func loadGolden(t *testing.T) (*goldenFile, *models.Model) {
+func loadGolden(t *testing.T) (*testdata.ImportanceGolden, *models.Model) {
 	t.Helper()
-	path := testdata.GoldenPath(t, "importance_tiny_llama_mha.json")
-	data, err := os.ReadFile(path)
+	g, dir := testdata.LoadImportanceGolden(t)
+	m, err := models.Load(groupstest.Backend(t), dir, models.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g goldenFile
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
-	m, err := models.Load(groupstest.Backend(t), filepath.Join(filepath.Dir(path), "tiny-llama-mha"), models.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &g, m
+	return g, m
 }
 
 // TestGoldenScores compares head and MLP-channel group scores with the original's, for both cases

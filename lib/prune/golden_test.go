@@ -1,10 +1,7 @@
 package prune
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -15,58 +12,12 @@ import (
 	"github.com/llmpruner/llmpruner/lib/models"
 )
 
-// golden is the part of golden/importance_tiny_llama_mha.json read here (see lib/importance).
-type golden struct {
-	Calibration struct {
-		InputIDs [][]int `json:"input_ids"`
-	} `json:"calibration"`
-	EvalIDs []int `json:"eval_ids"`
-	Cases   []struct {
-		Name         string  `json:"name"`
-		PrunerType   string  `json:"pruner_type"`
-		Taylor       *string `json:"taylor"`
-		Grouping     string  `json:"grouping_strategy"`
-		Ratio        float64 `json:"pruning_ratio"`
-		ParamsBefore int64   `json:"params_before"`
-		ParamsAfter  int64   `json:"params_after"`
-		AttnLayers   []int   `json:"block_attention_layers"`
-		MLPLayers    []int   `json:"block_mlp_layers"`
-		Layers       map[string]struct {
-			Attention struct {
-				KeptQHeads  []int `json:"kept_q_heads"`
-				KeptKVHeads []int `json:"kept_kv_heads"`
-			} `json:"attention"`
-			MLP struct {
-				KeptChannels []int `json:"kept_channels"`
-			} `json:"mlp"`
-		} `json:"layers"`
-		PostPrune struct {
-			Loss        float64   `json:"loss"`
-			LogitsFirst []float64 `json:"logits_last_first1000"`
-		} `json:"post_prune_eval"`
-	} `json:"cases"`
-}
-
-func readGolden(t *testing.T) (*golden, string) {
-	t.Helper()
-	path := testdata.GoldenPath(t, "importance_tiny_llama_mha.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g golden
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g, filepath.Join(filepath.Dir(path), "tiny-llama-mha")
-}
-
 func span(r []int) *Range { return &Range{slices.Min(r), slices.Max(r) + 1} }
 
 // TestGoldenPrune runs block-wise pruning as the original's golden cases did and checks the kept
 // heads and MLP channels, parameter counts, and the pruned model's loss and logits on eval_ids.
 func TestGoldenPrune(t *testing.T) {
-	g, dir := readGolden(t)
+	g, dir := testdata.LoadImportanceGolden(t)
 	for _, c := range g.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			m, err := models.Load(groupstest.Backend(t), dir, models.LoadOptions{})
