@@ -16,6 +16,19 @@ type Scorer interface {
 	TokenLogProbs(seqs [][]int) (logp [][]float64, greedy [][]bool, err error)
 }
 
+// BranchScorer is an optional capability of a Scorer: scoring alternative continuations of a
+// shared prefix with the prefix computed once (*models.Model for LLaMA-family models). ZeroShot
+// uses it to run each document's context once for all its choices.
+type BranchScorer interface {
+	Scorer
+	// CanScoreBranches tells whether BranchLogProbs works for this model.
+	CanScoreBranches() bool
+	// BranchLogProbs returns logp[i][j][t] = log p(c[t] | P, c[<t]) for P = prefixes[i] and
+	// c = continuations[i][j], and greedy[i][j][t] whether c[t] is the argmax there: what
+	// TokenLogProbs gives for P ++ c on the continuation positions.
+	BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp [][][]float64, greedy [][][]bool, err error)
+}
+
 // DefaultPPLSeqLen is LLM-Pruner's perplexity window (its --max_seq_len default, 128 tokens).
 const DefaultPPLSeqLen = 128
 

@@ -17,12 +17,13 @@ type sequence struct {
 
 // requestPlan holds the tokenized requests of a run, deduplicated and ordered for scoring.
 type requestPlan struct {
-	seqs        []*sequence              // distinct sequences, longest first
-	refs        map[string][][]*sequence // task → doc → choice → its sequence
-	numRequests int
-	totalTokens int64
-	contextCut  map[string]int // task → requests whose context lost tokens on the left
-	contCut     map[string]int // task → requests whose continuation was cut (lm-eval would fail)
+	seqs         []*sequence              // distinct sequences, longest first
+	refs         map[string][][]*sequence // task → doc → choice → its sequence
+	numRequests  int
+	totalTokens  int64          // tokens of all distinct sequences
+	packedTokens int64          // tokens the model actually ran (contexts once each with a BranchScorer)
+	contextCut   map[string]int // task → requests whose context lost tokens on the left
+	contCut      map[string]int // task → requests whose continuation was cut (lm-eval would fail)
 }
 
 // planRequests tokenizes every request. A document's context is encoded once for all its choices,
@@ -113,8 +114,12 @@ func seqKey(dst []byte, tokens []int, contLen int) []byte {
 }
 
 // score runs the scorer over all sequences in batches and stores each one's continuation
-// log-likelihood and greediness.
+// log-likelihood and greediness. A BranchScorer scores the sequences that share a context (all
+// tokens before the continuation) together, computing that context once.
 func (p *requestPlan) score(scorer Scorer, batch int, progress func(Progress)) error {
+	if bs, ok := scorer.(BranchScorer); ok && bs.CanScoreBranches() {
+		return p.scoreBranches(bs, batch, progress)
+	}
 	start := time.Now()
 	var doneTokens int64
 	for lo := 0; lo < len(p.seqs); lo += batch {
@@ -144,14 +149,97 @@ func (p *requestPlan) score(scorer Scorer, batch int, progress func(Progress)) e
 			}
 			doneTokens += int64(n)
 		}
-		if progress != nil {
-			el := time.Since(start)
-			var eta time.Duration
-			if doneTokens > 0 {
-				eta = time.Duration(float64(el) * float64(p.totalTokens-doneTokens) / float64(doneTokens))
-			}
-			progress(Progress{Done: hi, Total: len(p.seqs), DoneTokens: doneTokens, TotalTokens: p.totalTokens, Elapsed: el, ETA: eta})
+		p.report(progress, start, hi, doneTokens)
+	}
+	p.packedTokens = p.totalTokens
+	return nil
+}
+
+// report calls progress (when set) after done sequences of doneTokens tokens.
+func (p *requestPlan) report(progress func(Progress), start time.Time, done int, doneTokens int64) {
+	if progress == nil {
+		return
+	}
+	el := time.Since(start)
+	var eta time.Duration
+	if doneTokens > 0 {
+		eta = time.Duration(float64(el) * float64(p.totalTokens-doneTokens) / float64(doneTokens))
+	}
+	progress(Progress{Done: done, Total: len(p.seqs), DoneTokens: doneTokens, TotalTokens: p.totalTokens, Elapsed: el, ETA: eta})
+}
+
+// contextGroup is the sequences that share one context (the tokens before their continuations).
+type contextGroup struct {
+	context []int
+	seqs    []*sequence
+}
+
+// scoreBranches scores the plan's sequences grouped by context: one BranchLogProbs request per
+// distinct context, with the continuations of all its sequences. Groups are taken in the plan's
+// order (longest sequences first), about batch sequences per scorer call.
+func (p *requestPlan) scoreBranches(scorer BranchScorer, batch int, progress func(Progress)) error {
+	var groups []*contextGroup
+	byContext := map[string]*contextGroup{}
+	var key []byte
+	p.packedTokens = 0
+	for _, s := range p.seqs {
+		ctx := s.Tokens[:len(s.Tokens)-s.ContLen]
+		key = seqKey(key[:0], ctx, 0)
+		g, ok := byContext[string(key)]
+		if !ok {
+			g = &contextGroup{context: ctx}
+			byContext[string(key)] = g
+			groups = append(groups, g)
+			p.packedTokens += int64(len(ctx))
 		}
+		g.seqs = append(g.seqs, s)
+		p.packedTokens += int64(s.ContLen - 1)
+	}
+	start := time.Now()
+	var done int
+	var doneTokens int64
+	for lo := 0; lo < len(groups); {
+		hi, n := lo, 0
+		for hi < len(groups) && (n == 0 || n+len(groups[hi].seqs) <= batch) {
+			n += len(groups[hi].seqs)
+			hi++
+		}
+		chunk := groups[lo:hi]
+		prefixes := make([][]int, len(chunk))
+		conts := make([][][]int, len(chunk))
+		for i, g := range chunk {
+			prefixes[i] = g.context
+			conts[i] = make([][]int, len(g.seqs))
+			for j, s := range g.seqs {
+				conts[i][j] = s.Tokens[len(s.Tokens)-s.ContLen:]
+			}
+		}
+		lps, greedy, err := scorer.BranchLogProbs(prefixes, conts)
+		if err != nil {
+			return errors.WithMessagef(err, "scoring contexts %d-%d of %d", lo+1, hi, len(groups))
+		}
+		if len(lps) != len(chunk) || len(greedy) != len(chunk) {
+			return errors.Errorf("scorer returned %d log-prob rows and %d greedy rows for %d contexts", len(lps), len(greedy), len(chunk))
+		}
+		for i, g := range chunk {
+			if len(lps[i]) != len(g.seqs) || len(greedy[i]) != len(g.seqs) {
+				return errors.Errorf("scorer returned %d continuations for a context with %d", len(lps[i]), len(g.seqs))
+			}
+			for j, s := range g.seqs {
+				if len(lps[i][j]) != s.ContLen || len(greedy[i][j]) != s.ContLen {
+					return errors.Errorf("scorer returned %d log-probs for a continuation of %d tokens", len(lps[i][j]), s.ContLen)
+				}
+				s.ll, s.greedy = 0, true
+				for t := range s.ContLen {
+					s.ll += lps[i][j][t]
+					s.greedy = s.greedy && greedy[i][j][t]
+				}
+				done++
+				doneTokens += int64(len(s.Tokens))
+			}
+		}
+		p.report(progress, start, done, doneTokens)
+		lo = hi
 	}
 	return nil
 }

@@ -322,3 +322,74 @@ func TestZeroShotBadInput(t *testing.T) {
 		t.Errorf("ParseTaskList = %v, %v", names, err)
 	}
 }
+
+// zsBranchScorer adds BranchLogProbs to the stub, scoring P ++ c with zsLogProb and counting the
+// tokens a packed model would run (each prefix once).
+type zsBranchScorer struct {
+	zsStubScorer
+	enabled   bool
+	branchRun int64
+}
+
+func (s *zsBranchScorer) CanScoreBranches() bool { return s.enabled }
+
+func (s *zsBranchScorer) BranchLogProbs(prefixes [][]int, conts [][][]int) ([][][]float64, [][][]bool, error) {
+	lp := make([][][]float64, len(prefixes))
+	gr := make([][][]bool, len(prefixes))
+	for i, p := range prefixes {
+		s.branchRun += int64(len(p))
+		for _, c := range conts[i] {
+			s.branchRun += int64(len(c) - 1)
+			whole := append(slices.Clone(p), c...)
+			var l []float64
+			var g []bool
+			for t := len(p); t < len(whole); t++ {
+				v, gg := zsLogProb(whole[:t+1])
+				l, g = append(l, v), append(g, gg)
+			}
+			lp[i], gr[i] = append(lp[i], l), append(gr[i], g)
+		}
+	}
+	return lp, gr, nil
+}
+
+// A scorer that computes each shared context once gets exactly the per-choice log-likelihoods and
+// greedy flags of plain scoring, with fewer model tokens; one that declines falls back.
+func TestZeroShotBranchScoringEqualsPlain(t *testing.T) {
+	dir := testdata.Path(t, lmEvalDocsDir)
+	opts := ZeroShotOptions{DataDir: dir, Limit: 20, BatchSize: 9, MaxLength: 300}
+	plain, err := ZeroShot(&zsStubScorer{}, zsByteTok{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	branch := &zsBranchScorer{enabled: true}
+	var last Progress
+	opts.Progress = func(p Progress) { last = p }
+	got, err := ZeroShot(branch, zsByteTok{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if branch.calls != 0 {
+		t.Errorf("TokenLogProbs called %d times although the scorer scores branches", branch.calls)
+	}
+	for _, task := range PaperTasks {
+		a, b := plain.Tasks[task].Docs, got.Tasks[task].Docs
+		for d := range a {
+			if !slices.Equal(a[d].LogLikelihoods, b[d].LogLikelihoods) || !slices.Equal(a[d].Greedy, b[d].Greedy) {
+				t.Errorf("%s doc %d: branch %v/%v, plain %v/%v", task, d, b[d].LogLikelihoods, b[d].Greedy, a[d].LogLikelihoods, a[d].Greedy)
+			}
+		}
+	}
+	if got.ModelTokens != branch.branchRun || got.ModelTokens >= got.Tokens || plain.ModelTokens != plain.Tokens {
+		t.Errorf("model tokens: branch %d (stub counted %d) of %d, plain %d of %d", got.ModelTokens, branch.branchRun, got.Tokens, plain.ModelTokens, plain.Tokens)
+	}
+	if last.Done != last.Total || last.Total != got.Sequences || last.DoneTokens != last.TotalTokens {
+		t.Errorf("final progress %+v, %d sequences", last, got.Sequences)
+	}
+	t.Logf("%d requests, %d sequences: %d tokens plain, %d with shared contexts", got.Requests, got.Sequences, got.Tokens, got.ModelTokens)
+
+	declined := &zsBranchScorer{enabled: false}
+	if _, err := ZeroShot(declined, zsByteTok{}, opts); err != nil || declined.calls == 0 || declined.branchRun != 0 {
+		t.Errorf("declining scorer: err %v, %d plain calls, %d branch tokens", err, declined.calls, declined.branchRun)
+	}
+}

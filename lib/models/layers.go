@@ -96,11 +96,11 @@ func rmsNorm(x, w *Node, eps float64) *Node {
 }
 
 // rope holds the cos/sin tables of rotary embeddings for a set of positions, shaped
-// [1, S, 1, HD/2] to broadcast over [B, S, H, HD/2].
+// [1 or B, S, 1, HD/2] to broadcast over [B, S, H, HD/2].
 type rope struct{ cos, sin *Node }
 
 // newRoPE computes the rotation angles positions × invFreq in float32, as HF does.
-// positions is [S] (int32).
+// positions is [S] (shared by every row) or [B, S] (int32).
 func newRoPE(positions *Node, invFreq []float64) *rope {
 	g := positions.Graph()
 	half := len(invFreq)
@@ -108,10 +108,13 @@ func newRoPE(positions *Node, invFreq []float64) *rope {
 	for i, f := range invFreq {
 		inv32[i] = float32(f)
 	}
-	S := positions.Shape().Dim(0)
-	pos := Reshape(ConvertDType(positions, dtypes.Float32), S, 1) // [S, 1]
-	angles := Mul(pos, Reshape(Const(g, inv32), 1, half))         // [S, HD/2]
-	angles = Reshape(angles, 1, S, 1, half)                       // [1, S, 1, HD/2]
+	B, S := 1, positions.Shape().Dim(-1)
+	if positions.Rank() == 2 {
+		B = positions.Shape().Dim(0)
+	}
+	pos := Reshape(ConvertDType(positions, dtypes.Float32), B*S, 1) // [B·S, 1]
+	angles := Mul(pos, Reshape(Const(g, inv32), 1, half))           // [B·S, HD/2]
+	angles = Reshape(angles, B, S, 1, half)                         // [B, S, 1, HD/2]
 	return &rope{cos: Cos(angles), sin: Sin(angles)}
 }
 

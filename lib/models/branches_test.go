@@ -1,0 +1,120 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/internal/testdata"
+)
+
+// branchReqs is a test batch of BranchLogProbs requests.
+type branchReqs struct {
+	prefixes [][]int
+	conts    [][][]int
+}
+
+// randomBranches draws requests with prefixes and continuations of the given lengths.
+func randomBranches(rng *rand.Rand, vocab int, prefixLens []int, contLens [][]int) branchReqs {
+	var r branchReqs
+	for i, n := range prefixLens {
+		r.prefixes = append(r.prefixes, randomSeqs(rng, vocab, n)[0])
+		r.conts = append(r.conts, randomSeqs(rng, vocab, contLens[i]...))
+	}
+	return r
+}
+
+// checkBranchesAgainst compares BranchLogProbs with want(prefix ++ continuation), the per-token
+// NLLs of the plain sequence, on the continuation positions.
+func checkBranchesAgainst(t *testing.T, m *Model, reqs branchReqs, tol float64, want func(seq []int) []float64) {
+	t.Helper()
+	logp, greedy, err := m.BranchLogProbs(reqs.prefixes, reqs.conts)
+	if err != nil {
+		t.Fatalf("BranchLogProbs: %+v", err)
+	}
+	var maxDiff float64
+	for i, prefix := range reqs.prefixes {
+		for j, c := range reqs.conts[i] {
+			seq := append(append([]int{}, prefix...), c...)
+			w := want(seq)
+			if len(logp[i][j]) != len(c) || len(greedy[i][j]) != len(c) {
+				t.Fatalf("request %d continuation %d: %d scores for %d tokens", i, j, len(logp[i][j]), len(c))
+			}
+			for k := range c {
+				maxDiff = math.Max(maxDiff, math.Abs(logp[i][j][k]-w[len(prefix)-1+k]))
+			}
+		}
+	}
+	t.Logf("max |Δ log p| = %.2e", maxDiff)
+	if maxDiff > tol {
+		t.Errorf("continuation log-probs differ from the plain sequences' by %.2e (tolerance %.0e)", maxDiff, tol)
+	}
+}
+
+// TestBranchLogProbsMatchesReference: random non-uniform models (GQA, biases, tied and untied), a
+// batch of requests with 1–5 continuations of 1–6 tokens, one of them filling the context + 1,
+// against the float64 reference run on each prefix ++ continuation.
+func TestBranchLogProbsMatchesReference(t *testing.T) {
+	tied := nonUniformConfig()
+	tied.TieEmbed, tied.AttnBias, tied.MLPBias = true, false, false
+	tied.Heads, tied.KVHeads = []int{2, 6}, []int{1, 3}
+	for name, cfg := range map[string]*config.Config{"untied-biases": nonUniformConfig(), "tied-gqa": tied} {
+		t.Run(name, func(t *testing.T) {
+			r := randomWeights(cfg, 5)
+			m := modelFromReader(t, cfg, r)
+			ref := &refModel{cfg: cfg, w: r.vals}
+			rng := rand.New(rand.NewPCG(1, 2))
+			reqs := randomBranches(rng, cfg.Vocab, []int{7, 1, 12, cfg.MaxPositions - 2},
+				[][]int{{1, 3, 2, 6}, {4}, {2, 2, 1, 5, 3}, {3, 1}})
+			checkBranchesAgainst(t, m, reqs, 1e-4, func(seq []int) []float64 {
+				lg := ref.logits(seq)
+				out := make([]float64, len(seq)-1)
+				for p := 1; p < len(seq); p++ {
+					out[p-1] = -nll(lg[p-1], seq[p])
+				}
+				return out
+			})
+		})
+	}
+}
+
+// TestBranchLogProbsStories260K: on the real stories260K (GQA 8/4), the packed scores equal
+// TokenLogProbs of each plain sequence, greedy flags included.
+func TestBranchLogProbsStories260K(t *testing.T) {
+	m := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
+	rng := rand.New(rand.NewPCG(3, 3))
+	reqs := randomBranches(rng, m.Config.Vocab, []int{60, 5, 200}, [][]int{{8, 9, 7, 10}, {1, 2}, {30, 2, 2}})
+	checkBranchesAgainst(t, m, reqs, 2e-5, func(seq []int) []float64 {
+		lp, _, err := m.TokenLogProbs([][]int{seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lp[0]
+	})
+	logp, greedy, _ := m.BranchLogProbs(reqs.prefixes, reqs.conts)
+	for i, prefix := range reqs.prefixes {
+		for j, c := range reqs.conts[i] {
+			_, g, _ := m.TokenLogProbs([][]int{append(append([]int{}, prefix...), c...)})
+			for k := range c {
+				if greedy[i][j][k] != g[0][len(prefix)-1+k] {
+					t.Errorf("request %d continuation %d token %d: greedy %v, plain %v (log p %v)", i, j, k, greedy[i][j][k], g[0][len(prefix)-1+k], logp[i][j][k])
+				}
+			}
+		}
+	}
+}
+
+func TestBranchLogProbsErrors(t *testing.T) {
+	m := mustLoad(t, testdata.GoldenPath(t, "tiny-llama-mha"), LoadOptions{})
+	_, _, err := m.BranchLogProbs([][]int{nil}, [][][]int{{{1}}})
+	wantError(t, err, "request 0: empty prefix")
+	_, _, err = m.BranchLogProbs([][]int{{1}}, [][][]int{{{2}, {}}})
+	wantError(t, err, "continuation 1 is empty")
+	_, _, err = m.BranchLogProbs([][]int{make([]int, m.Config.MaxPositions)}, [][][]int{{{2, 3}}})
+	wantError(t, err, "request 0", "+ 1 target token")
+	_, _, err = m.BranchLogProbs([][]int{{1}}, [][][]int{{{32000}}})
+	wantError(t, err, "outside the vocabulary")
+	_, _, err = m.BranchLogProbs([][]int{{1}, {2}}, [][][]int{{{3}}})
+	wantError(t, err, "2 prefixes but 1 continuation lists")
+}
