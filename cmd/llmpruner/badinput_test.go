@@ -214,6 +214,7 @@ func TestBadTextAndSequences(t *testing.T) {
 		{"adapter missing", []string{"score", "--model", model, "--input", oneToken, "--adapter", filepath.Join(dir, "nope")}, 1, []string{"--adapter", "no such directory"}},
 		{"adapter without model", []string{"tokenize", "--tokenizer", filepath.Join(dir, "nope.bin"), "--text", "hi", "--adapter", dir}, 2, []string{"--adapter needs --model"}},
 		{"unknown task", []string{"eval", "zeroshot", "--model", model, "--tasks", "boolq,squad"}, 2, []string{"squad"}},
+		{"bad --matmul-dtype", []string{"score", "--model", model, "--input", oneToken, "--matmul-dtype", "int8"}, 2, []string{"--matmul-dtype", `"int8"`, "bf16"}},
 		{"--limit 0", []string{"eval", "zeroshot", "--model", model, "--limit", "0"}, 2, []string{"--limit 0"}},
 		{"convert bad dtype", []string{"convert", "--model", model, "--out", filepath.Join(dir, "o"), "--dtype", "int8"}, 2, []string{"--dtype"}},
 	} {

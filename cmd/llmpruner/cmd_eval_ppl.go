@@ -36,6 +36,7 @@ type pplOutput struct {
 
 func runEvalPPL(e *env, args []string) error {
 	e.addModel()
+	e.addMatMulDType()
 	e.addJSON()
 	var specs stringsFlag
 	e.fs.Var(&specs, "data", "text set `NAME=PATH` (repeatable); see above for the forms")

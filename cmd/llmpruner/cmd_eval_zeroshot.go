@@ -37,6 +37,7 @@ const defaultZeroShotDir = "zeroshot/lm-eval-docs"
 
 func runEvalZeroShot(e *env, args []string) error {
 	e.addModel()
+	e.addMatMulDType()
 	e.addJSON()
 	taskList := e.fs.String("tasks", strings.Join(eval.PaperTasks, ","), "comma-separated lm-eval task `names`")
 	dataDir := e.fs.String("data-dir", "", "`DIR` holding <task>.jsonl files (default $LLMPRUNER_DATA/"+defaultZeroShotDir+")")

@@ -91,6 +91,7 @@ type finetuneOutput struct {
 
 func runFinetune(e *env, args []string) error {
 	e.addModel()
+	e.addMatMulDType()
 	e.addJSON()
 	var f finetuneFlags
 	fs := e.fs

@@ -37,6 +37,7 @@ type generateOutput struct {
 
 func runGenerate(e *env, args []string) error {
 	e.addModel()
+	e.addMatMulDType()
 	e.addJSON()
 	prompt := e.fs.String("prompt", "", "prompt text `S` (encoded with BOS)")
 	var ids intsFlag

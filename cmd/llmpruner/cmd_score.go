@@ -37,6 +37,7 @@ type scoreOutput struct {
 
 func runScore(e *env, args []string) error {
 	e.addModel()
+	e.addMatMulDType()
 	e.addJSON()
 	input := e.fs.String("input", "", "JSON-lines `file` of {\"ids\":[...]} or {\"text\":\"...\"} objects")
 	withLogits := e.fs.Bool("logits", false, "also print the logits rows of the first and last positions")

@@ -54,6 +54,7 @@ type latencyOutput struct {
 
 func runStats(e *env, args []string) error {
 	e.addModel()
+	e.addMatMulDType()
 	e.addJSON()
 	cfgPath := e.fs.String("config", "", "Hugging Face `config.json`: static figures only, no weights loaded")
 	seqLen := e.fs.Int("seq-len", 64, "tokens per sequence `S` (the paper uses 64)")

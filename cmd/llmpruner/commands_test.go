@@ -70,6 +70,11 @@ func TestEvalPPLAgreesWithScore(t *testing.T) {
 	if want := math.Exp(sc.NLL); math.Abs(out.Sets[0].PPL-want) > 1e-6*want {
 		t.Errorf("eval ppl %g, exp(score nll) %g", out.Sets[0].PPL, want)
 	}
+	// Mixed precision: bf16 matrix products move the NLL a little, not much.
+	bf := parseScores(t, mustSucceed(t, "score", "--model", model, "--input", input, "--matmul-dtype", "bf16").stdout)[0]
+	if d := math.Abs(bf.NLL - sc.NLL); d == 0 || d > 0.02*sc.NLL {
+		t.Errorf("score --matmul-dtype bf16: NLL %.5f vs float32 %.5f", bf.NLL, sc.NLL)
+	}
 }
 
 // TestStats checks params and MACs against the count written out by hand for stories260K at

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/gomlx/compute/dtypes"
 	"io"
 	"os"
 	"strings"
@@ -30,6 +31,8 @@ type env struct {
 	mergeAdapter bool
 	// mergeFloat32 keeps the merged weights in float32 (convert --dtype rounds them once on save).
 	mergeFloat32 bool
+	// matmulDType is --matmul-dtype (f32, bf16 or f16; "" when the command has no such flag).
+	matmulDType string
 }
 
 func newEnv(cmd *command, stdout, stderr io.Writer) *env {
@@ -44,6 +47,11 @@ func (e *env) addModel() {
 	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin) or a llama2.c .bin file")
 	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "`T`: tokenizer file (or directory) for llama2.c models whose tokenizer is not beside the .bin")
 	e.fs.StringVar(&e.adapter, "adapter", "", "LoRA adapter `DIR` (PEFT format: adapter_config.json + adapter_model.safetensors, as finetune writes) applied to --model")
+}
+
+// addMatMulDType registers --matmul-dtype for the commands that run the model.
+func (e *env) addMatMulDType() {
+	e.fs.StringVar(&e.matmulDType, "matmul-dtype", "f32", "`dtype` of the projections' matrix products: f32, or bf16 / f16 (mixed precision as PyTorch autocast: norms, attention and loss stay f32; for GPUs, slow on the pure-Go backend)")
 }
 
 // addJSON registers --json.
@@ -67,7 +75,23 @@ func (e *env) parse(args []string) error {
 	if e.adapter != "" && e.model == "" {
 		return usageErrorf("--adapter needs --model (the base model the adapter was trained on)")
 	}
+	if _, err := e.matmul(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// matmul resolves --matmul-dtype (float32 when the command has no such flag).
+func (e *env) matmul() (dtypes.DType, error) {
+	switch e.matmulDType {
+	case "", "f32", "float32":
+		return dtypes.Float32, nil
+	case "bf16", "bfloat16":
+		return dtypes.BFloat16, nil
+	case "f16", "float16":
+		return dtypes.Float16, nil
+	}
+	return dtypes.InvalidDType, usageErrorf("--matmul-dtype %q: want f32, bf16 or f16", e.matmulDType)
 }
 
 // requireModel checks that --model was given.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/gomlx/compute/dtypes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +117,15 @@ func (e *env) loadModelAt(path, tokenizerPath string) (*models.Model, error) {
 		return nil, err
 	}
 	e.logf("loaded %s (%d parameters) in %s", path, m.Config.NumParams(), time.Since(start).Round(time.Millisecond))
+	if dt, _ := e.matmul(); dt != dtypes.Float32 {
+		hooks := models.Hooks{}
+		if m.Hooks != nil {
+			hooks = *m.Hooks
+		}
+		hooks.MatMulDType = dt
+		m.Hooks = &hooks
+		e.logf("matrix products in %s (--matmul-dtype), the rest in float32", dt)
+	}
 	return m, nil
 }
 

@@ -112,7 +112,10 @@ func (h *hooks) linear(x *Node, module string, weight, bias *Node) *Node {
 	if x.DType() != dtypes.Float32 {
 		x = ConvertDType(x, dtypes.Float32)
 	}
-	low := nn.Dense(h.applyDropout(x), a, nil, compute.DenseLayoutOutputsInput) // [..., r]
-	delta := nn.Dense(low, b, nil, compute.DenseLayoutOutputsInput)             // [..., out]
-	return Add(y, MulScalar(delta, h.scale))
+	low := nn.Dense(h.applyDropout(x), a, nil, compute.DenseLayoutOutputsInput)         // [..., r]
+	delta := MulScalar(nn.Dense(low, b, nil, compute.DenseLayoutOutputsInput), h.scale) // [..., out]
+	if y.DType() != delta.DType() {                                                     // a half-precision base product (Hooks.MatMulDType)
+		delta = ConvertDType(delta, y.DType())
+	}
+	return Add(y, delta)
 }

@@ -2,7 +2,7 @@ package models
 
 // Graph building blocks shared by the architectures: weight access through hooks, RMSNorm,
 // rotary position embedding (HF rotate_half), causal/padded attention with grouped KV heads.
-// Everything here computes in float32.
+// Everything here computes in float32, except the projections under Hooks.MatMulDType.
 
 import (
 	"math"
@@ -34,8 +34,24 @@ func newWeights(scope *model.Scope, g *Graph, hooks *Hooks) *weights {
 		if hooks.Linear != nil {
 			w.linear = hooks.Linear
 		}
+		if dt := hooks.MatMulDType; dt != dtypes.InvalidDType && dt != dtypes.Float32 {
+			w.linear = autocast(w.linear, dt)
+		}
 	}
 	return w
+}
+
+// autocast runs linear on x, weight and bias converted to dt and returns the projection in
+// float32, as PyTorch's autocast does for matrix products: the residual stream, norms, attention
+// and the loss stay float32. Gradients flow back through the conversions to the float32 nodes.
+func autocast(linear func(x *Node, module string, weight, bias *Node) *Node, dt dtypes.DType) func(x *Node, module string, weight, bias *Node) *Node {
+	return func(x *Node, module string, weight, bias *Node) *Node {
+		if bias != nil {
+			bias = ConvertDType(bias, dt)
+		}
+		y := linear(ConvertDType(x, dt), module, ConvertDType(weight, dt), bias)
+		return ConvertDType(y, dtypes.Float32)
+	}
 }
 
 // get returns the float32 node of the named tensor.

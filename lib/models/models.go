@@ -31,6 +31,7 @@
 package models
 
 import (
+	"github.com/gomlx/compute/dtypes"
 	"strings"
 	"sync"
 
@@ -77,4 +78,11 @@ type Hooks struct {
 	// Linear applies the projection module (e.g. "model.layers.0.self_attn.q_proj") to x, given
 	// its weight [out, in] and optional bias [out] (default: x·Wᵀ + b). LoRA wraps it.
 	Linear func(x *Node, module string, weight, bias *Node) *Node
+	// MatMulDType, when dtypes.BFloat16 or dtypes.Float16, runs every projection (Linear, LoRA
+	// included) on inputs and weights converted to that dtype and converts the product back to
+	// float32 — mixed precision as PyTorch's autocast: norms, attention, softmax, the residual
+	// stream and the loss stay float32. For GPUs (XLA), where half-precision matrix products are
+	// several times faster; the pure-Go backend's are slower than its float32 ones. Zero (or
+	// Float32) computes in float32 throughout.
+	MatMulDType dtypes.DType
 }
