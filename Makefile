@@ -1,8 +1,10 @@
 # llmpruner developer commands. Every target uses the project's Go settings:
 # GOTOOLCHAIN=go1.27.3 (the go command fetches it), GOEXPERIMENT=simd, GOFLAGS= (empty).
 #
-#   make demo        stories260K: model info, perplexity, a generated story
+#   make demo        stories260K end to end: prune 50% → LoRA recovery → dense/pruned/recovered table
 #   make test        go vet + go test (the command CI runs)
+#   make bench       the speed and memory benchmarks (minutes; run on a quiet machine), with the
+#                    PyTorch reference of the LLaMA-7B layer when python3-torch is installed
 #   make kernel      install the "llmpruner" Jupyter kernel (GoNB) for this working tree
 #   make notebooks   execute tutorials/ and notebooks/ headless; fails on any error cell
 #   make fmt-check   list files gofmt would change (fails if any)
@@ -27,7 +29,7 @@ endif
 
 GO_TEST_FLAGS ?= -timeout 20m
 
-.PHONY: demo test vet fmt-check kernel notebooks docker-check ci
+.PHONY: demo test vet bench fmt-check kernel notebooks docker-check ci
 
 demo:
 	go run ./cmd/llmpruner demo
@@ -40,6 +42,15 @@ test: vet
 vet:
 	go vet ./...
 	go vet -tags xla ./lib/backend ./cmd/llmpruner
+
+# Benchmarks: model forward/backward (stories260K, a LLaMA-7B / ChatGLM-6B layer), Taylor importance
+# time and peak memory, LoRA training vs full training, zero-shot with shared contexts, checkpoint
+# loading memory. Ratios are meaningful within one run.
+bench:
+	go test -run '^$$' -bench . -benchtime 5x ./lib/models
+	go test -run '^$$' -bench . -benchtime 2x ./lib/importance ./lib/lora
+	go test -run '^$$' -bench . -benchtime 1x ./lib/eval ./lib/checkpoint
+	-/usr/bin/python3 scripts/bench_torch_layer.py --threads $$(nproc)
 
 fmt-check:
 	@files="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))"; \
