@@ -15,6 +15,7 @@ package checkpoint
 
 import (
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -36,4 +37,20 @@ type Reader interface {
 	Read(name string) (*tensors.Tensor, error)
 	// Close releases files and mappings.
 	Close() error
+}
+
+// Allocator creates the tensor of a shape that a Reader then fills, e.g. with
+// tensors.FromShapeForBackend so that weights live in a backend's shared buffers from the start
+// and are not copied again on first use.
+type Allocator func(shape shapes.Shape) (*tensors.Tensor, error)
+
+// ReadWith reads the named tensor of r into a tensor made by alloc when r supports it (every
+// Reader of this package does), else it is r.Read(name). A nil alloc means tensors.FromShape.
+func ReadWith(r Reader, name string, alloc Allocator) (*tensors.Tensor, error) {
+	if ar, ok := r.(interface {
+		readWith(name string, alloc Allocator) (*tensors.Tensor, error)
+	}); ok {
+		return ar.readWith(name, alloc)
+	}
+	return r.Read(name)
 }

@@ -314,12 +314,14 @@ func (r *llama2cReader) Config() *config.Config { return r.cfg.Clone() }
 func (r *llama2cReader) Tensors() []TensorInfo { return cloneInfos(r.infos) }
 
 // Read implements Reader.
-func (r *llama2cReader) Read(name string) (*tensors.Tensor, error) {
+func (r *llama2cReader) Read(name string) (*tensors.Tensor, error) { return r.readWith(name, nil) }
+
+func (r *llama2cReader) readWith(name string, alloc Allocator) (*tensors.Tensor, error) {
 	e, ok := r.tensors[name]
 	if err := checkReadable(r.path, name, ok, r.f != nil); err != nil {
 		return nil, err
 	}
-	return fillTensor(r.path, name, shapes.Make(dtypes.Float32, e.info.Shape...), func(buf []byte) error {
+	return fillTensor(r.path, name, alloc, shapes.Make(dtypes.Float32, e.info.Shape...), func(buf []byte) error {
 		var err error
 		if e.quantized {
 			err = r.dequantize(e, buf)

@@ -328,12 +328,14 @@ func (t *ptTensor) contiguous() bool {
 func (r *pytorchFile) Tensors() []TensorInfo { return cloneInfos(r.infos) }
 
 // Read implements Reader.
-func (r *pytorchFile) Read(name string) (*tensors.Tensor, error) {
+func (r *pytorchFile) Read(name string) (*tensors.Tensor, error) { return r.readWith(name, nil) }
+
+func (r *pytorchFile) readWith(name string, alloc Allocator) (*tensors.Tensor, error) {
 	t, ok := r.tensors[name]
 	if err := checkReadable(r.path, name, ok, r.f != nil); err != nil {
 		return nil, err
 	}
-	return fillTensor(r.path, name, shapes.Make(t.storage.dtype, t.size...), func(dst []byte) error {
+	return fillTensor(r.path, name, alloc, shapes.Make(t.storage.dtype, t.size...), func(dst []byte) error {
 		if len(dst) == 0 {
 			return nil
 		}

@@ -183,12 +183,14 @@ type MetadataSource interface {
 func (r *safetensorsFile) Metadata() map[string]string { return r.metadata }
 
 // Read implements Reader.
-func (r *safetensorsFile) Read(name string) (*tensors.Tensor, error) {
+func (r *safetensorsFile) Read(name string) (*tensors.Tensor, error) { return r.readWith(name, nil) }
+
+func (r *safetensorsFile) readWith(name string, alloc Allocator) (*tensors.Tensor, error) {
 	e, ok := r.entries[name]
 	if err := checkReadable(r.path, name, ok, r.f != nil); err != nil {
 		return nil, err
 	}
-	return fillTensor(r.path, name, shapes.Make(e.info.DType, e.info.Shape...), func(buf []byte) error {
+	return fillTensor(r.path, name, alloc, shapes.Make(e.info.DType, e.info.Shape...), func(buf []byte) error {
 		return readFullAt(r.f, buf, r.dataBase+e.begin)
 	})
 }
@@ -205,12 +207,19 @@ func checkReadable(path, name string, known, open bool) error {
 	return nil
 }
 
-// fillTensor allocates a tensor of shape and lets fill write its bytes (little-endian, row-major).
-// A failed fill frees the tensor and the error names the file and the tensor.
-func fillTensor(path, name string, shape shapes.Shape, fill func(buf []byte) error) (*tensors.Tensor, error) {
-	t := tensors.FromShape(shape)
+// fillTensor allocates a tensor of shape with alloc (nil: tensors.FromShape) and lets fill write
+// its bytes (little-endian, row-major). A failed fill frees the tensor and the error names the
+// file and the tensor.
+func fillTensor(path, name string, alloc Allocator, shape shapes.Shape, fill func(buf []byte) error) (*tensors.Tensor, error) {
+	if alloc == nil {
+		alloc = func(shape shapes.Shape) (*tensors.Tensor, error) { return tensors.FromShape(shape), nil }
+	}
+	t, err := alloc(shape)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "%s: allocating tensor %q", path, name)
+	}
 	var fillErr error
-	err := t.MutableBytes(func(buf []byte) { fillErr = fill(buf) })
+	err = t.MutableBytes(func(buf []byte) { fillErr = fill(buf) })
 	if err == nil {
 		err = fillErr
 	}

@@ -38,12 +38,14 @@ func joinShards(shards []Reader) (Reader, error) {
 
 func (s *shardedReader) Tensors() []TensorInfo { return cloneInfos(s.infos) }
 
-func (s *shardedReader) Read(name string) (*tensors.Tensor, error) {
+func (s *shardedReader) Read(name string) (*tensors.Tensor, error) { return s.readWith(name, nil) }
+
+func (s *shardedReader) readWith(name string, alloc Allocator) (*tensors.Tensor, error) {
 	sh, ok := s.owner[name]
 	if !ok {
 		return nil, errors.Errorf("checkpoint has no tensor named %q", name)
 	}
-	return sh.Read(name)
+	return ReadWith(sh, name, alloc)
 }
 
 func (s *shardedReader) Close() error {

@@ -17,7 +17,7 @@ import (
 // modelFromReader builds a Model from an in-memory checkpoint.
 func modelFromReader(t *testing.T, cfg *config.Config, r *memReader) *Model {
 	t.Helper()
-	store, err := LoadStore(cfg, r, "memory")
+	store, err := LoadStore(backend(t), cfg, r, "memory")
 	if err != nil {
 		t.Fatalf("LoadStore: %+v", err)
 	}
@@ -272,4 +272,28 @@ func TestHooksSeeEveryWeightAndProjection(t *testing.T) {
 	if hooked[0] == plain[0][0][0] {
 		t.Error("the Linear hook did not change the output")
 	}
+}
+
+// TestLoadedWeightsAreShared: with a backend that shares host memory, loading reads every tensor
+// straight into a shared buffer, so running the model does not copy the weights again.
+func TestLoadedWeightsAreShared(t *testing.T) {
+	m := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
+	if !m.Backend.HasSharedBuffers() {
+		t.Skipf("backend %s has no shared buffers", m.Backend.Name())
+	}
+	n := 0
+	for v := range m.Store.IterVariables() {
+		val, err := v.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !val.IsShared() {
+			t.Errorf("%s: loaded into a host-only tensor (copied on first use)", v.Path())
+		}
+		n++
+	}
+	if _, err := m.Loss([][]int{{1, 2, 3, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d tensors in shared buffers", n)
 }

@@ -103,7 +103,7 @@ func loadLlama2C(backend compute.Backend, path string, opts LoadOptions) (*Model
 // newModel reads the store from r and finds the tokenizer (in tokDir unless opts says otherwise;
 // llama2c selects the llama2.c tokenizer search).
 func newModel(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, tokDir string, llama2c bool, source string, opts LoadOptions) (*Model, error) {
-	store, err := LoadStore(cfg, r, source)
+	store, err := LoadStore(backend, cfg, r, source)
 	if err != nil {
 		return nil, err
 	}

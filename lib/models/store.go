@@ -8,7 +8,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
@@ -88,16 +91,26 @@ func storableDType(dt dtypes.DType) bool {
 
 // LoadStore checks the checkpoint strictly against cfg (see CheckTensors) and reads its tensors
 // one at a time into a new store, keeping their stored dtype (bf16/f16 stay so; the forward pass
-// converts in-graph; tensors move to the backend on first use). source names the checkpoint in
+// converts in-graph). source names the checkpoint in
 // error messages.
-func LoadStore(cfg *config.Config, r checkpoint.Reader, source string) (*model.Store, error) {
+//
+// With a backend that shares host memory (the pure-Go one), every tensor is read straight into a
+// shared buffer of that backend, so the first graph execution does not copy the weights (which
+// would hold them twice, briefly, at the peak). backend may be nil.
+func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, source string) (*model.Store, error) {
 	if err := CheckTensors(cfg, r.Tensors()); err != nil {
 		return nil, errors.WithMessage(err, source)
+	}
+	var alloc checkpoint.Allocator
+	if backend != nil && backend.HasSharedBuffers() {
+		alloc = func(shape shapes.Shape) (*tensors.Tensor, error) {
+			return tensors.FromShapeForBackend(backend, 0, shape)
+		}
 	}
 	specs, _ := ExpectedTensors(cfg)
 	store := model.NewStore()
 	for _, spec := range specs {
-		t, err := r.Read(spec.Name)
+		t, err := checkpoint.ReadWith(r, spec.Name, alloc)
 		if err != nil {
 			store.Finalize()
 			return nil, errors.WithMessagef(err, "%s: reading tensor %s", source, spec.Name)
