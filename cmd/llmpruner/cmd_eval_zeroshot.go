@@ -174,7 +174,7 @@ func (e *env) zeroShot(path, adapter, dir string, names []string, limit, batch i
 	if err != nil {
 		return nil, errors.WithMessagef(err, "model %s", path)
 	}
-	e.logf("%s: %d requests (%d sequences, %d tokens; %d through the model, shared contexts once) in %s: %.1f requests/s", path,
-		res.Requests, res.Sequences, res.Tokens, res.ModelTokens, res.Elapsed.Round(1e6), res.RequestsPerSecond())
+	e.logf("%s: %d requests (%d sequences, %d tokens) in %s: %.1f requests/s", path,
+		res.Requests, res.Sequences, res.Tokens, res.Elapsed.Round(1e6), res.RequestsPerSecond())
 	return res, nil
 }

@@ -115,7 +115,6 @@ func ZeroShot(scorer Scorer, tok Encoder, opts ZeroShotOptions) (*ZeroShotResult
 	res.Requests = plan.numRequests
 	res.Sequences = len(plan.seqs)
 	res.Tokens = plan.totalTokens
-	res.ModelTokens = plan.packedTokens
 	res.Elapsed = time.Since(start)
 	return res, nil
 }

@@ -55,12 +55,10 @@ type ZeroShotResult struct {
 	// Order lists the evaluated tasks in the paper's column order.
 	Order []string `json:"-"`
 	// Requests is the number of (context, continuation) requests; Sequences the number of distinct
-	// token sequences actually scored; Tokens their total length; ModelTokens the tokens the model
-	// ran, fewer than Tokens when a BranchScorer computed each shared context once.
-	Requests    int   `json:"requests"`
-	Sequences   int   `json:"sequences"`
-	Tokens      int64 `json:"tokens"`
-	ModelTokens int64 `json:"model_tokens"`
+	// token sequences actually scored; Tokens their total length.
+	Requests  int   `json:"requests"`
+	Sequences int   `json:"sequences"`
+	Tokens    int64 `json:"tokens"`
 	// Elapsed is the wall time of tokenization and scoring.
 	Elapsed time.Duration `json:"-"`
 }

@@ -17,13 +17,12 @@ type sequence struct {
 
 // requestPlan holds the tokenized requests of a run, deduplicated and ordered for scoring.
 type requestPlan struct {
-	seqs         []*sequence              // distinct sequences, longest first
-	refs         map[string][][]*sequence // task → doc → choice → its sequence
-	numRequests  int
-	totalTokens  int64          // tokens of all distinct sequences
-	packedTokens int64          // tokens the model actually ran (contexts once each with a BranchScorer)
-	contextCut   map[string]int // task → requests whose context lost tokens on the left
-	contCut      map[string]int // task → requests whose continuation was cut (lm-eval would fail)
+	seqs        []*sequence              // distinct sequences, longest first
+	refs        map[string][][]*sequence // task → doc → choice → its sequence
+	numRequests int
+	totalTokens int64          // tokens of all distinct sequences
+	contextCut  map[string]int // task → requests whose context lost tokens on the left
+	contCut     map[string]int // task → requests whose continuation was cut (lm-eval would fail)
 }
 
 // planRequests tokenizes every request. A document's context is encoded once for all its choices,
@@ -151,7 +150,6 @@ func (p *requestPlan) score(scorer Scorer, batch int, progress func(Progress)) e
 		}
 		p.report(progress, start, hi, doneTokens)
 	}
-	p.packedTokens = p.totalTokens
 	return nil
 }
 
@@ -181,7 +179,6 @@ func (p *requestPlan) scoreBranches(scorer BranchScorer, batch int, progress fun
 	var groups []*contextGroup
 	byContext := map[string]*contextGroup{}
 	var key []byte
-	p.packedTokens = 0
 	for _, s := range p.seqs {
 		ctx := s.Tokens[:len(s.Tokens)-s.ContLen]
 		key = seqKey(key[:0], ctx, 0)
@@ -190,10 +187,8 @@ func (p *requestPlan) scoreBranches(scorer BranchScorer, batch int, progress fun
 			g = &contextGroup{context: ctx}
 			byContext[string(key)] = g
 			groups = append(groups, g)
-			p.packedTokens += int64(len(ctx))
 		}
 		g.seqs = append(g.seqs, s)
-		p.packedTokens += int64(s.ContLen - 1)
 	}
 	start := time.Now()
 	var done int

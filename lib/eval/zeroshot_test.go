@@ -380,13 +380,13 @@ func TestZeroShotBranchScoringEqualsPlain(t *testing.T) {
 			}
 		}
 	}
-	if got.ModelTokens != branch.branchRun || got.ModelTokens >= got.Tokens || plain.ModelTokens != plain.Tokens {
-		t.Errorf("model tokens: branch %d (stub counted %d) of %d, plain %d of %d", got.ModelTokens, branch.branchRun, got.Tokens, plain.ModelTokens, plain.Tokens)
+	if branch.branchRun >= got.Tokens {
+		t.Errorf("shared contexts ran %d tokens, plain scoring %d", branch.branchRun, got.Tokens)
 	}
 	if last.Done != last.Total || last.Total != got.Sequences || last.DoneTokens != last.TotalTokens {
 		t.Errorf("final progress %+v, %d sequences", last, got.Sequences)
 	}
-	t.Logf("%d requests, %d sequences: %d tokens plain, %d with shared contexts", got.Requests, got.Sequences, got.Tokens, got.ModelTokens)
+	t.Logf("%d requests, %d sequences: %d tokens plain, %d with shared contexts", got.Requests, got.Sequences, got.Tokens, branch.branchRun)
 
 	declined := &zsBranchScorer{enabled: false}
 	if _, err := ZeroShot(declined, zsByteTok{}, opts); err != nil || declined.calls == 0 || declined.branchRun != 0 {

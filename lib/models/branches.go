@@ -48,7 +48,7 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 	if len(prefixes) != len(continuations) {
 		return nil, nil, errors.Errorf("%d prefixes but %d continuation lists", len(prefixes), len(continuations))
 	}
-	packed := make([]packedBranches, len(prefixes))
+	var packed []packedBranches // one row each: a request, or one continuation of it (see splitCost)
 	for i, prefix := range prefixes {
 		conts := continuations[i]
 		if len(prefix) == 0 || len(conts) == 0 {
@@ -64,7 +64,17 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 		if err := m.checkSequences(seqs, 2, 1); err != nil {
 			return nil, nil, errors.WithMessagef(err, "request %d", i)
 		}
-		packed[i] = packBranches(prefix, conts)
+		all := make([]int, len(conts))
+		for j := range all {
+			all[j] = j
+		}
+		if m.packCost(prefix, conts) <= m.splitCost(prefix, conts) {
+			packed = append(packed, packBranches(i, all, prefix, conts))
+			continue
+		}
+		for _, j := range all {
+			packed = append(packed, packBranches(i, []int{j}, prefix, conts))
+		}
 	}
 	exec, err := m.cachedExec("branch-logprobs", func() (*model.Exec, error) {
 		return model.NewExec(m.Backend, m.Store, func(scope *model.Scope, in []*Node) []*Node {
@@ -77,6 +87,10 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 	}
 	logp = make([][][]float64, len(prefixes))
 	greedy = make([][][]bool, len(prefixes))
+	for i, conts := range continuations {
+		logp[i] = make([][]float64, len(conts))
+		greedy[i] = make([][]bool, len(conts))
+	}
 	for _, b := range m.branchBatches(packed) {
 		out, err := exec.Call(b.tokens, b.positions, b.allowed, b.rows, b.targets)
 		if err != nil {
@@ -85,17 +99,15 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 		lpFlat, grFlat := tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[bool](out[1])
 		T := out[0].Shape().Dim(1)
 		for r, idx := range b.reqs {
-			p := packed[idx]
-			logp[idx] = make([][]float64, len(p.targetStart))
-			greedy[idx] = make([][]bool, len(p.targetStart))
-			for j, start := range p.targetStart {
-				n := len(continuations[idx][j])
-				logp[idx][j] = make([]float64, n)
-				greedy[idx][j] = make([]bool, n)
+			p := &packed[idx]
+			for k, j := range p.conts {
+				start, n := p.targetStart[k], len(continuations[p.req][j])
+				lp, gr := make([]float64, n), make([]bool, n)
 				for t := range n {
-					logp[idx][j][t] = float64(lpFlat[r*T+start+t])
-					greedy[idx][j][t] = grFlat[r*T+start+t]
+					lp[t] = float64(lpFlat[r*T+start+t])
+					gr[t] = grFlat[r*T+start+t]
 				}
+				logp[p.req][j], greedy[p.req][j] = lp, gr
 			}
 		}
 		for _, o := range out {
@@ -105,23 +117,63 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 	return logp, greedy, nil
 }
 
-// packedBranches is one request packed into a row (see the file comment).
+// rowCost estimates the work of one row of n input tokens, at its bucketed length L: the
+// projections' FLOPs per token and, per pair of tokens, attention scores and values plus the
+// softmax and mask (about 10 operations per score).
+func (m *Model) rowCost(n int) float64 {
+	cfg := m.Config
+	L := float64(bucketLen(n))
+	D, HD := float64(cfg.Hidden), float64(cfg.HeadDim)
+	var proj, attn float64
+	for l := range cfg.NumLayers() {
+		q, kv, inter := float64(cfg.Heads[l])*HD, float64(cfg.KVHeads[l])*HD, float64(cfg.Inter[l])
+		proj += 2 * D * (2*q + 2*kv + 3*inter)
+		attn += float64(cfg.Heads[l]) * (4*HD + 10)
+	}
+	return L*proj + L*L*attn
+}
+
+// packCost is the cost of one row holding prefix and every continuation (their last tokens are
+// only targets); splitCost that of one row per continuation. Packing saves the prefix's
+// repetitions but lengthens the row: where attention dominates (small models, long
+// continuations) one row per continuation is cheaper, and BranchLogProbs then uses it.
+func (m *Model) packCost(prefix []int, conts [][]int) float64 {
+	n := len(prefix)
+	for _, c := range conts {
+		n += len(c) - 1
+	}
+	return m.rowCost(n)
+}
+
+func (m *Model) splitCost(prefix []int, conts [][]int) float64 {
+	var cost float64
+	for _, c := range conts {
+		cost += m.rowCost(len(prefix) + len(c) - 1)
+	}
+	return cost
+}
+
+// packedBranches is a row: the prefix of request req and its continuations conts (indices),
+// packed as the file comment describes.
 type packedBranches struct {
+	req               int
+	conts             []int
 	tokens, positions []int32
 	parent            []int   // per input token: -1 for prefix tokens, else the index of its continuation
 	rows, targets     []int32 // per scored token: the input row predicting it, and its id
 	targetStart       []int   // per continuation: index of its first scored token in rows/targets
 }
 
-func packBranches(prefix []int, conts [][]int) packedBranches {
-	var p packedBranches
+func packBranches(req int, which []int, prefix []int, conts [][]int) packedBranches {
+	p := packedBranches{req: req, conts: which}
 	for i, t := range prefix {
 		p.tokens = append(p.tokens, int32(t))
 		p.positions = append(p.positions, int32(i))
 		p.parent = append(p.parent, -1)
 	}
 	last := int32(len(prefix) - 1)
-	for j, c := range conts {
+	for j, ci := range which {
+		c := conts[ci]
 		p.targetStart = append(p.targetStart, len(p.rows))
 		prev := last
 		for t, id := range c {

@@ -65,8 +65,17 @@ func TestBranchLogProbsMatchesReference(t *testing.T) {
 			m := modelFromReader(t, cfg, r)
 			ref := &refModel{cfg: cfg, w: r.vals}
 			rng := rand.New(rand.NewPCG(1, 2))
-			reqs := randomBranches(rng, cfg.Vocab, []int{7, 1, 12, cfg.MaxPositions - 2},
-				[][]int{{1, 3, 2, 6}, {4}, {2, 2, 1, 5, 3}, {3, 1}})
+			reqs := randomBranches(rng, cfg.Vocab, []int{7, 1, 12, cfg.MaxPositions - 2, 30, 2},
+				[][]int{{1, 3, 2, 6}, {4}, {2, 2, 1, 5, 3}, {3, 1}, {1, 2, 1}, {30, 30}})
+			packs := 0
+			for i, p := range reqs.prefixes {
+				if m.packCost(p, reqs.conts[i]) <= m.splitCost(p, reqs.conts[i]) {
+					packs++
+				}
+			}
+			if packs == 0 || packs == len(reqs.prefixes) {
+				t.Fatalf("%d of %d requests packed: the test should cover both row layouts", packs, len(reqs.prefixes))
+			}
 			checkBranchesAgainst(t, m, reqs, 1e-4, func(seq []int) []float64 {
 				lg := ref.logits(seq)
 				out := make([]float64, len(seq)-1)
@@ -84,7 +93,20 @@ func TestBranchLogProbsMatchesReference(t *testing.T) {
 func TestBranchLogProbsStories260K(t *testing.T) {
 	m := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
 	rng := rand.New(rand.NewPCG(3, 3))
-	reqs := randomBranches(rng, m.Config.Vocab, []int{60, 5, 200}, [][]int{{8, 9, 7, 10}, {1, 2}, {30, 2, 2}})
+	reqs := randomBranches(rng, m.Config.Vocab, []int{60, 5, 200, 6, 300}, [][]int{{8, 9, 7, 10}, {1, 2}, {30, 2, 2}, {100, 90}, {2, 3, 2, 2}})
+	// Both row layouts occur: context and continuations packed in one row, and one row per
+	// continuation where the longer packed row would cost more attention than it saves.
+	var packs, splits int
+	for i, p := range reqs.prefixes {
+		if m.packCost(p, reqs.conts[i]) <= m.splitCost(p, reqs.conts[i]) {
+			packs++
+		} else {
+			splits++
+		}
+	}
+	if packs == 0 || splits == 0 {
+		t.Fatalf("%d packed and %d split requests: the test should cover both", packs, splits)
+	}
 	checkBranchesAgainst(t, m, reqs, 2e-5, func(seq []int) []float64 {
 		lp, _, err := m.TokenLogProbs([][]int{seq})
 		if err != nil {
