@@ -28,6 +28,12 @@ func checkUTF8(text string) error {
 // validUTF8 converts decoded bytes to a string, replacing each byte that is not part of a valid
 // UTF-8 sequence with U+FFFD (as SentencePiece does for byte-fallback pieces).
 func validUTF8(b []byte) string {
+	return replaceInvalidUTF8(b, func([]byte) int { return 1 })
+}
+
+// replaceInvalidUTF8 copies b, replacing each invalid sequence at the start of the rest with one
+// U+FFFD; invalidLen tells how many bytes that sequence spans (at least 1).
+func replaceInvalidUTF8(b []byte, invalidLen func(rest []byte) int) string {
 	if utf8.Valid(b) {
 		return string(b)
 	}
@@ -35,6 +41,7 @@ func validUTF8(b []byte) string {
 	for len(b) > 0 {
 		r, n := utf8.DecodeRune(b)
 		if r == utf8.RuneError && n == 1 {
+			n = invalidLen(b)
 			out = utf8.AppendRune(out, utf8.RuneError)
 		} else {
 			out = append(out, b[:n]...)
@@ -57,23 +64,7 @@ func readFile(path string) ([]byte, error) {
 // errors="replace") and Rust's String::from_utf8_lossy do (tiktoken and HF byte-level decoders):
 // each maximal prefix of a valid UTF-8 sequence that is cut short becomes one U+FFFD, and so does
 // each byte that cannot start one.
-func lossyUTF8(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	out := make([]byte, 0, len(b)+8)
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		if r == utf8.RuneError && n == 1 {
-			n = maximalSubpart(b)
-			out = utf8.AppendRune(out, utf8.RuneError)
-		} else {
-			out = append(out, b[:n]...)
-		}
-		b = b[n:]
-	}
-	return string(out)
-}
+func lossyUTF8(b []byte) string { return replaceInvalidUTF8(b, maximalSubpart) }
 
 // maximalSubpart is the length of the invalid sequence at the start of b: its lead byte and the
 // continuation bytes that could still have completed it (at least 1).
