@@ -19,11 +19,7 @@ type chatglmReference struct {
 		InputIDs []int    `json:"input_ids"`
 		Decoded  string   `json:"decoded"`
 	} `json:"cases"`
-	Wiki struct {
-		NumIDs   int    `json:"num_ids"`
-		FirstIDs []int  `json:"first_ids"`
-		SHA256   string `json:"ids_sha256"`
-	} `json:"wikitext2_test"`
+	Wiki wikiRef `json:"wikitext2_test"`
 }
 
 func TestChatGLMReference(t *testing.T) {
@@ -62,13 +58,7 @@ func TestChatGLMReference(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	ids, err := tok.Encode(loadWikiText(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ids) != ref.Wiki.NumIDs || !equalInts(ids[:len(ref.Wiki.FirstIDs)], ref.Wiki.FirstIDs) || idsSHA256(ids) != ref.Wiki.SHA256 {
-		t.Errorf("WikiText-2: %d ids (want %d), sha256 %s (want %s)", len(ids), ref.Wiki.NumIDs, idsSHA256(ids), ref.Wiki.SHA256)
-	}
+	checkWikiText(t, tok, ref.Wiki, true)
 }
 
 // THUDM's default num_image_tokens (20000) applies to a bare ice_text.model without config.

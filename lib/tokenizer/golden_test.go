@@ -47,6 +47,27 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 }
 
+// wikiRef is a reference tokenizer's encoding of the whole WikiText-2 test text.
+type wikiRef struct {
+	NumIDs   int    `json:"num_ids"`
+	FirstIDs []int  `json:"first_ids"`
+	SHA256   string `json:"ids_sha256"`
+}
+
+// checkWikiText encodes the WikiText-2 test text as one string (as LLM-Pruner's perplexity does)
+// and compares the id count and SHA-256 with want, and the first ids when firstIDs.
+func checkWikiText(t *testing.T, tok interface{ Encode(string) ([]int, error) }, want wikiRef, firstIDs bool) {
+	t.Helper()
+	ids, err := tok.Encode(loadWikiText(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != want.NumIDs || idsSHA256(ids) != want.SHA256 ||
+		(firstIDs && (len(ids) < len(want.FirstIDs) || !equalInts(ids[:len(want.FirstIDs)], want.FirstIDs))) {
+		t.Errorf("WikiText-2: %d ids (want %d), sha256 %s (want %s)", len(ids), want.NumIDs, idsSHA256(ids), want.SHA256)
+	}
+}
+
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
