@@ -29,10 +29,18 @@ import (
 	"github.com/pkg/errors"
 )
 
-// CanScoreBranches tells whether BranchLogProbs works for this model's architecture: LLaMA-family
-// models (1D positions). ChatGLM derives its 2D positions and prefix mask from the tokens
-// themselves, so its requests are scored as plain sequences.
-func (m *Model) CanScoreBranches() bool { return m.Config.Arch == config.ArchLlama }
+// CanScoreBranches tells whether BranchLogProbs works for this model and pays off: LLaMA-family
+// models (1D positions; ChatGLM derives its 2D positions and prefix mask from the tokens
+// themselves) whose projections cost more per token than attention over a 512-token row. Where
+// attention dominates (tiny models such as stories260K: d 64, head_dim 8), the tree-masked rows
+// measured slower than plain sequences (HellaSwag 2.3×), so callers should score plainly.
+func (m *Model) CanScoreBranches() bool {
+	if m.Config.Arch != config.ArchLlama {
+		return false
+	}
+	proj, attn := m.costTerms()
+	return proj >= 512*attn
+}
 
 // BranchLogProbs scores alternative continuations of shared prefixes: request i is prefixes[i]
 // (at least one token) followed by each of continuations[i] (each at least one token), and
@@ -42,7 +50,7 @@ func (m *Model) CanScoreBranches() bool { return m.Config.Arch == config.ArchLla
 // branches.go). Each P ++ c may hold max_position_embeddings + 1 tokens, as for TokenLogProbs.
 func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp [][][]float64, greedy [][][]bool, err error) {
 	defer recoverError(&err, "scoring continuations")
-	if !m.CanScoreBranches() {
+	if m.Config.Arch != config.ArchLlama {
 		return nil, nil, errors.Errorf("scoring shared-prefix continuations needs a LLaMA-family model, not %s", m.Config.Arch)
 	}
 	if len(prefixes) != len(continuations) {
@@ -118,19 +126,27 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 }
 
 // rowCost estimates the work of one row of n input tokens, at its bucketed length L: the
-// projections' FLOPs per token and, per pair of tokens, attention scores and values plus the
-// softmax and mask (about 10 operations per score).
+// projections' FLOPs per token and, per pair of tokens and head, the attention products plus the
+// mask and softmax, which cost about as much as 1000 FLOPs of a matrix product per score on the
+// pure-Go backend (measured on stories260K: with a smaller weight, packed HellaSwag rows that
+// doubled the bucketed length ran 2.3× slower than one row per choice).
 func (m *Model) rowCost(n int) float64 {
-	cfg := m.Config
 	L := float64(bucketLen(n))
+	proj, attn := m.costTerms()
+	return L*proj + L*L*attn
+}
+
+// costTerms returns rowCost's projection cost per token and attention cost per token pair.
+func (m *Model) costTerms() (proj, attn float64) {
+	const scoreCost = 1000
+	cfg := m.Config
 	D, HD := float64(cfg.Hidden), float64(cfg.HeadDim)
-	var proj, attn float64
 	for l := range cfg.NumLayers() {
 		q, kv, inter := float64(cfg.Heads[l])*HD, float64(cfg.KVHeads[l])*HD, float64(cfg.Inter[l])
 		proj += 2 * D * (2*q + 2*kv + 3*inter)
-		attn += float64(cfg.Heads[l]) * (4*HD + 10)
+		attn += float64(cfg.Heads[l]) * (4*HD + scoreCost)
 	}
-	return L*proj + L*L*attn
+	return proj, attn
 }
 
 // packCost is the cost of one row holding prefix and every continuation (their last tokens are

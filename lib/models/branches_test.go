@@ -140,3 +140,25 @@ func TestBranchLogProbsErrors(t *testing.T) {
 	_, _, err = m.BranchLogProbs([][]int{{1}, {2}}, [][][]int{{{3}}})
 	wantError(t, err, "2 prefixes but 1 continuation lists")
 }
+
+// TestCanScoreBranches: shared contexts are used where projections dominate (LLaMA-7B), not where
+// attention does (stories260K, d 64), nor for ChatGLM.
+func TestCanScoreBranches(t *testing.T) {
+	llama7B := llama7BLayerConfig()
+	llama7B.Heads, llama7B.KVHeads, llama7B.Inter = make([]int, 32), make([]int, 32), make([]int, 32)
+	for l := range 32 {
+		llama7B.Heads[l], llama7B.KVHeads[l], llama7B.Inter[l] = 32, 32, 11008
+	}
+	stories := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
+	glm := *llama7B
+	glm.Arch = config.ArchChatGLM
+	for _, c := range []struct {
+		name string
+		cfg  *config.Config
+		want bool
+	}{{"LLaMA-7B", llama7B, true}, {"stories260K", stories.Config, false}, {"ChatGLM", &glm, false}} {
+		if got := (&Model{Config: c.cfg}).CanScoreBranches(); got != c.want {
+			t.Errorf("%s: CanScoreBranches = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
