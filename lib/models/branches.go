@@ -17,9 +17,6 @@ package models
 // requests of one document share their context.
 
 import (
-	"math/bits"
-	"sort"
-
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -38,8 +35,8 @@ func (m *Model) CanScoreBranches() bool {
 	if m.Config.Arch != config.ArchLlama {
 		return false
 	}
-	proj, attn := m.costTerms()
-	return proj >= 512*attn
+	c := m.branchCost()
+	return c.proj >= 512*c.attn
 }
 
 // BranchLogProbs scores alternative continuations of shared prefixes: request i is prefixes[i]
@@ -56,7 +53,8 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 	if len(prefixes) != len(continuations) {
 		return nil, nil, errors.Errorf("%d prefixes but %d continuation lists", len(prefixes), len(continuations))
 	}
-	var packed []packedBranches // one row each: a request, or one continuation of it (see splitCost)
+	cost := m.branchCost()
+	var packed []packedBranches // one row each: a request, or one continuation of it (see branchCost)
 	for i, prefix := range prefixes {
 		conts := continuations[i]
 		if len(prefix) == 0 || len(conts) == 0 {
@@ -76,7 +74,7 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 		for j := range all {
 			all[j] = j
 		}
-		if m.packCost(prefix, conts) <= m.splitCost(prefix, conts) {
+		if cost.pack(prefix, conts) <= cost.split(prefix, conts) {
 			packed = append(packed, packBranches(i, all, prefix, conts))
 			continue
 		}
@@ -125,46 +123,49 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 	return logp, greedy, nil
 }
 
-// rowCost estimates the work of one row of n input tokens, at its bucketed length L: the
-// projections' FLOPs per token and, per pair of tokens and head, the attention products plus the
-// mask and softmax, which cost about as much as 1000 FLOPs of a matrix product per score on the
-// pure-Go backend (measured on stories260K: with a smaller weight, packed HellaSwag rows that
-// doubled the bucketed length ran 2.3× slower than one row per choice).
-func (m *Model) rowCost(n int) float64 {
-	L := float64(bucketLen(n))
-	proj, attn := m.costTerms()
-	return L*proj + L*L*attn
-}
+// branchCost estimates the work of rows of input tokens at their bucketed length L:
+// L·proj + L²·attn, with proj the projections' FLOPs per token and attn, per pair of tokens, the
+// attention products plus the mask and softmax, which cost about as much as 1000 FLOPs of a matrix
+// product per score and head on the pure-Go backend (measured on stories260K: with a smaller
+// weight, packed HellaSwag rows that doubled the bucketed length ran 2.3× slower than one row per
+// choice).
+type branchCost struct{ proj, attn float64 }
 
-// costTerms returns rowCost's projection cost per token and attention cost per token pair.
-func (m *Model) costTerms() (proj, attn float64) {
+func (m *Model) branchCost() branchCost {
 	const scoreCost = 1000
 	cfg := m.Config
 	D, HD := float64(cfg.Hidden), float64(cfg.HeadDim)
+	var c branchCost
 	for l := range cfg.NumLayers() {
 		q, kv, inter := float64(cfg.Heads[l])*HD, float64(cfg.KVHeads[l])*HD, float64(cfg.Inter[l])
-		proj += 2 * D * (2*q + 2*kv + 3*inter)
-		attn += float64(cfg.Heads[l]) * (4*HD + scoreCost)
+		c.proj += 2 * D * (2*q + 2*kv + 3*inter)
+		c.attn += float64(cfg.Heads[l]) * (4*HD + scoreCost)
 	}
-	return proj, attn
+	return c
 }
 
-// packCost is the cost of one row holding prefix and every continuation (their last tokens are
-// only targets); splitCost that of one row per continuation. Packing saves the prefix's
-// repetitions but lengthens the row: where attention dominates (small models, long
-// continuations) one row per continuation is cheaper, and BranchLogProbs then uses it.
-func (m *Model) packCost(prefix []int, conts [][]int) float64 {
+// row is the cost of one row of n input tokens.
+func (c branchCost) row(n int) float64 {
+	L := float64(bucketLen(n))
+	return L*c.proj + L*L*c.attn
+}
+
+// pack is the cost of one row holding prefix and every continuation (their last tokens are only
+// targets); split that of one row per continuation. Packing saves the prefix's repetitions but
+// lengthens the row: where attention dominates (small models, long continuations) one row per
+// continuation is cheaper, and BranchLogProbs then uses it.
+func (c branchCost) pack(prefix []int, conts [][]int) float64 {
 	n := len(prefix)
-	for _, c := range conts {
-		n += len(c) - 1
+	for _, cont := range conts {
+		n += len(cont) - 1
 	}
-	return m.rowCost(n)
+	return c.row(n)
 }
 
-func (m *Model) splitCost(prefix []int, conts [][]int) float64 {
+func (c branchCost) split(prefix []int, conts [][]int) float64 {
 	var cost float64
-	for _, c := range conts {
-		cost += m.rowCost(len(prefix) + len(c) - 1)
+	for _, cont := range conts {
+		cost += c.row(len(prefix) + len(cont) - 1)
 	}
 	return cost
 }
@@ -231,26 +232,16 @@ type branchBatch struct {
 // Padding rows and tokens attend only to themselves (position 0, token 0) and padding targets read
 // row 0; their scores are ignored.
 func (m *Model) branchBatches(packed []packedBranches) []branchBatch {
-	order := make([]int, len(packed))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return len(packed[order[a]].tokens) > len(packed[order[b]].tokens) })
+	order := longestFirst(len(packed), func(i int) int { return len(packed[i].tokens) })
 	var out []branchBatch
 	for start := 0; start < len(order); {
 		L := bucketLen(len(packed[order[start]].tokens))
+		end, B := m.batchSpan(start, len(order), L)
 		T := 0
-		rows := max(1, min(maxBatchRows, logitsBudget/(L*m.Config.Vocab)))
-		rows = 1 << (bits.Len(uint(rows)) - 1)
-		end := min(len(order), start+rows)
 		for _, idx := range order[start:end] {
 			T = max(T, len(packed[idx].rows))
 		}
 		T = bucketLen(T)
-		B := 1 << bits.Len(uint(end-start-1))
-		if end-start == 1 {
-			B = 1
-		}
 		tok, pos := make([]int32, B*L), make([]int32, B*L)
 		allowed := make([]bool, B*L*L)
 		rowIdx, tgt := make([]int32, B*T), make([]int32, B*T)

@@ -69,7 +69,7 @@ func TestBranchLogProbsMatchesReference(t *testing.T) {
 				[][]int{{1, 3, 2, 6}, {4}, {2, 2, 1, 5, 3}, {3, 1}, {1, 2, 1}, {30, 30}})
 			packs := 0
 			for i, p := range reqs.prefixes {
-				if m.packCost(p, reqs.conts[i]) <= m.splitCost(p, reqs.conts[i]) {
+				if m.branchCost().pack(p, reqs.conts[i]) <= m.branchCost().split(p, reqs.conts[i]) {
 					packs++
 				}
 			}
@@ -98,7 +98,7 @@ func TestBranchLogProbsStories260K(t *testing.T) {
 	// continuation where the longer packed row would cost more attention than it saves.
 	var packs, splits int
 	for i, p := range reqs.prefixes {
-		if m.packCost(p, reqs.conts[i]) <= m.splitCost(p, reqs.conts[i]) {
+		if m.branchCost().pack(p, reqs.conts[i]) <= m.branchCost().split(p, reqs.conts[i]) {
 			packs++
 		} else {
 			splits++

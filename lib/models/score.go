@@ -68,25 +68,38 @@ func (m *Model) checkSequences(seqs [][]int, minLen, targetOnly int) error {
 	return nil
 }
 
+// longestFirst returns the indices 0…n-1 ordered by decreasing length(i), stably.
+func longestFirst(n int, length func(i int) int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return length(order[a]) > length(order[b]) })
+	return order
+}
+
+// batchSpan is the batch that starts at index start of n ordered rows padded to length L: it
+// ends before end (at most maxBatchRows rows and about logitsBudget logits, a power of two) and
+// is padded to B rows (the next power of two, so that few graphs are compiled).
+func (m *Model) batchSpan(start, n, L int) (end, B int) {
+	rows := max(1, min(maxBatchRows, logitsBudget/(L*m.Config.Vocab)))
+	rows = 1 << (bits.Len(uint(rows)) - 1)
+	end = min(n, start+rows)
+	if end-start == 1 {
+		return end, 1
+	}
+	return end, 1 << bits.Len(uint(end-start-1))
+}
+
 // makeBatches groups seqs (longest first) into padded batches. Their length is bucketed without
 // the last targetOnly tokens, which are then added back (a sequence of exactly the context length
 // plus one target token does not double the padded length).
 func (m *Model) makeBatches(seqs [][]int, targetOnly int) []tokenBatch {
-	order := make([]int, len(seqs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]]) > len(seqs[order[b]]) })
+	order := longestFirst(len(seqs), func(i int) int { return len(seqs[i]) })
 	var out []tokenBatch
 	for start := 0; start < len(order); {
 		L := bucketLen(max(1, len(seqs[order[start]])-targetOnly)) + targetOnly
-		rows := max(1, min(maxBatchRows, logitsBudget/(L*m.Config.Vocab)))
-		rows = 1 << (bits.Len(uint(rows)) - 1) // power of two
-		end := min(len(order), start+rows)
-		B := 1 << bits.Len(uint(end-start-1)) // pad the batch to a power of two too
-		if end-start == 1 {
-			B = 1
-		}
+		end, B := m.batchSpan(start, len(order), L)
 		tok := make([]int32, B*L)
 		mask := make([]bool, B*L)
 		for r, idx := range order[start:end] {
