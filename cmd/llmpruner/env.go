@@ -51,7 +51,7 @@ func (e *env) addModel() {
 
 // addMatMulDType registers --matmul-dtype for the commands that run the model.
 func (e *env) addMatMulDType() {
-	e.fs.StringVar(&e.matmulDType, "matmul-dtype", "f32", "`dtype` of the projections' matrix products: f32, or bf16 / f16 (mixed precision as PyTorch autocast: norms, attention and loss stay f32; for GPUs, slow on the pure-Go backend)")
+	e.fs.StringVar(&e.matmulDType, "matmul-dtype", "f32", "`dtype` of the projections' matrix products: f32, or bf16 / f16 (mixed precision as PyTorch autocast: norms, attention and loss stay f32; for GPUs: the pure-Go backend rounds the operands and multiplies in f32)")
 }
 
 // addJSON registers --json.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
@@ -41,17 +42,39 @@ func newWeights(scope *model.Scope, g *Graph, hooks *Hooks) *weights {
 	return w
 }
 
-// autocast runs linear on x, weight and bias converted to dt and returns the projection in
+// autocast runs linear on x, weight and bias rounded to dt and returns the projection in
 // float32, as PyTorch's autocast does for matrix products: the residual stream, norms, attention
 // and the loss stay float32. Gradients flow back through the conversions to the float32 nodes.
+//
+// On XLA the product runs in dt (bf16/f16 operands, float32 accumulation, a dt result). On the
+// pure-Go backend the operands are rounded to dt but multiplied in float32 and the result rounded
+// to dt: the same numbers (dt operands, float32 products and sums, a dt result), because the Go
+// backend's half-precision kernels for CPUs without AVX-512 (compute v0.1.14, AVX2 "large"
+// kernel, taken from lhsRows·rhsCols·contracting ≥ 4Mi) give wrong sums in every 4th output row
+// (README, "Half-precision matrix products on the pure-Go backend"); its float32 kernels are
+// correct on every CPU and about as fast (256×1024 by 1024×1024, AMD EPYC AVX-512: 7.8 ms vs
+// 8.5 ms for bf16).
 func autocast(linear func(x *Node, module string, weight, bias *Node) *Node, dt dtypes.DType) func(x *Node, module string, weight, bias *Node) *Node {
 	return func(x *Node, module string, weight, bias *Node) *Node {
+		if emulatesHalfMatMul(x.Graph().Backend()) {
+			round := func(n *Node) *Node { return ConvertDType(ConvertDType(n, dt), dtypes.Float32) }
+			if bias != nil {
+				bias = round(bias)
+			}
+			return round(linear(round(x), module, round(weight), bias))
+		}
 		if bias != nil {
 			bias = ConvertDType(bias, dt)
 		}
 		y := linear(ConvertDType(x, dt), module, ConvertDType(weight, dt), bias)
 		return ConvertDType(y, dtypes.Float32)
 	}
+}
+
+// emulatesHalfMatMul reports whether autocast multiplies dt-rounded operands in float32 on
+// backend instead of running a half-precision product: on the pure-Go backend (see autocast).
+func emulatesHalfMatMul(backend compute.Backend) bool {
+	return backend.String() == gobackend.BackendName
 }
 
 // get returns the float32 node of the named tensor.

@@ -82,7 +82,8 @@ type Hooks struct {
 	// included) on inputs and weights converted to that dtype and converts the product back to
 	// float32 — mixed precision as PyTorch's autocast: norms, attention, softmax, the residual
 	// stream and the loss stay float32. For GPUs (XLA), where half-precision matrix products are
-	// several times faster; the pure-Go backend's are slower than its float32 ones. Zero (or
-	// Float32) computes in float32 throughout.
+	// several times faster. On the pure-Go backend the operands are rounded to the dtype and
+	// multiplied in float32 (same numbers; its own half-precision kernels are wrong on CPUs
+	// without AVX-512, see autocast). Zero (or Float32) computes in float32 throughout.
 	MatMulDType dtypes.DType
 }
