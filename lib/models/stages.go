@@ -1,0 +1,95 @@
+package models
+
+// The forward pass cut at the decoder-layer boundaries, for computations that hold one layer at a
+// time (layer-streamed Taylor importance of models larger than memory): the embedding, one decoder
+// layer and the head are separate graph functions whose only weights are the ones they read
+// through Hooks.Weight. Chained, they compute exactly what Logits computes (same ops, same order).
+//
+// LLaMA family only: ChatGLM's positions and attention mask depend on the tokens (the <sop>
+// context), which a layer on its own does not see.
+
+import (
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/pkg/errors"
+)
+
+// CheckStaged returns an error when cfg's architecture has no staged forward pass.
+func CheckStaged(cfg *config.Config) error {
+	if cfg.Arch != config.ArchLlama {
+		return errors.Errorf("layer-by-layer computation supports the llama architecture, not %q", cfg.Arch)
+	}
+	return nil
+}
+
+// LayerTensors lists the tensors of decoder layer l (names and shapes, checkpoint order).
+func LayerTensors(cfg *config.Config, l int) []TensorSpec {
+	prefix := config.LlamaLayerTensor(l, "")
+	var out []TensorSpec
+	for _, s := range llamaTensors(cfg) {
+		if strings.HasPrefix(s.Name, prefix) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// OuterTensors lists the tensors outside the decoder layers: the embedding, the final norm and
+// (unless tied) lm_head.
+func OuterTensors(cfg *config.Config) []TensorSpec {
+	var out []TensorSpec
+	for _, s := range llamaTensors(cfg) {
+		if !strings.HasPrefix(s.Name, "model.layers.") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TensorLayer returns the decoder layer a tensor of cfg's model belongs to, or -1 for the
+// embedding, final norm and lm_head.
+func TensorLayer(cfg *config.Config, name string) int {
+	for l := range cfg.NumLayers() {
+		if strings.HasPrefix(name, config.LlamaLayerTensor(l, "")) {
+			return l
+		}
+	}
+	return -1
+}
+
+// stagedWeights resolves hooks for a staged graph; hooks.Weight is required (there is no store).
+func stagedWeights(g *Graph, hooks *Hooks) *weights {
+	if hooks == nil || hooks.Weight == nil {
+		exceptions.Panicf("staged forward pass: Hooks.Weight must be set (no store to read weights from)")
+	}
+	return newWeights(nil, g, hooks)
+}
+
+// EmbedStage looks tokens [B, S] up in the embedding: [B, S, D] float32.
+func EmbedStage(cfg *config.Config, tokens *Node, hooks *Hooks) *Node {
+	checkTokens(tokens, nil)
+	m := &llama{cfg: cfg, w: stagedWeights(tokens.Graph(), hooks)}
+	return m.embed(tokens)
+}
+
+// LayerStage applies decoder layer l to x [B, S, D] (positions 0…S−1, causal attention, no
+// padding): [B, S, D].
+func LayerStage(cfg *config.Config, l int, x *Node, hooks *Hooks) *Node {
+	g := x.Graph()
+	S := x.Shape().Dim(1)
+	m := &llama{cfg: cfg, w: stagedWeights(g, hooks)}
+	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
+	r := newRoPE(positions, cfg.InvFrequencies())
+	return m.layer(l, x, r, causalMask(g, S, nil), noCache)
+}
+
+// HeadStage applies the final norm and the LM head to x [B, S, D]: logits [B, S, V].
+func HeadStage(cfg *config.Config, x *Node, hooks *Hooks) *Node {
+	m := &llama{cfg: cfg, w: stagedWeights(x.Graph(), hooks)}
+	return m.head(x)
+}
