@@ -54,7 +54,7 @@ func runPlan(e *env, args []string) error {
 	if err := opts.Validate(cfg); err != nil {
 		return errors.WithMessage(err, *cfgPath)
 	}
-	res, err := prune.Plan(cfg, opts)
+	res, err := prune.Estimate(cfg, opts)
 	if err != nil {
 		return errors.WithMessage(err, *cfgPath)
 	}

@@ -19,17 +19,22 @@ var pruneCmd = &command{
       --criterion random|l1|l2|taylor [--taylor vectorize|param_first|param_second|param_mix]
       [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
       [--calib PATH | --calib-ids F.json] [--num-examples 10] [--calib-seq-len 64] [--seed 42]
-      [--report R.json] [--dtype f32|bf16|f16] [--force] [--json]`,
+      [--save-plan P.json] [--dtype f32|bf16|f16] [--force] [--json]
+   or prune --model M --out DIR --plan P.json [--dtype …] [--force] [--json]`,
 	details: `As LLM-Pruner's hf_prune.py: groups (attention heads — for GQA a kv head with the query heads
 sharing it —, MLP channels, hidden channels, layers) are scored by --criterion and the least
 important --ratio of each layer's groups is removed (--global: of all pruned layers together).
 Layer ranges are START:END with END exclusive, like --block_attention_layer_start/end.
 Taylor importance needs calibration text (--calib, e.g. TinyStories text for stories260K, Alpaca
 outputs for LLaMA) or token ids (--calib-ids, a JSON array of arrays). All options are checked
-before any work; nothing is written to --out (or --report) unless pruning succeeds.
+before any work; nothing is written to --out (or --save-plan) unless pruning succeeds.
+--save-plan writes the selection as JSON (which layers, heads, kv heads and channels stay, their
+scores, parameters and MACs before/after; --report is the same file); --plan applies such a file
+to the model it was made for (no scoring, no calibration; the model's shape must match the plan's).
 The output is an HF directory that llmpruner and transformers load (per-layer sizes in config.json).`,
 	examples: []string{
-		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-pruned --strategy block --ratio 0.2 --attn-layers 1:4 --mlp-layers 1:4 --criterion taylor --calib $LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt --report report.json",
+		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-pruned --strategy block --ratio 0.2 --attn-layers 1:4 --mlp-layers 1:4 --criterion taylor --calib $LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt --save-plan plan.json",
+		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-replayed --plan plan.json",
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-20 --strategy block --ratio 0.25 --attn-layers 4:30 --mlp-layers 4:30 --criterion taylor --taylor param_first --calib alpaca.txt",
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-l24 --strategy layer --keep-layers 24",
 	},
@@ -51,6 +56,8 @@ type pruneFlags struct {
 	calibSeqLen int
 	seed        int64
 	report      string
+	savePlan    string
+	plan        string
 	dtype       string
 	force       bool
 }
@@ -70,14 +77,28 @@ func runPrune(e *env, args []string) error {
 	fs.IntVar(&f.numExamples, "num-examples", 10, "calibration samples `N` drawn from --calib")
 	fs.IntVar(&f.calibSeqLen, "calib-seq-len", 64, "tokens per calibration sample `L`")
 	fs.Int64Var(&f.seed, "seed", 42, "random `seed` (calibration sampling, random criterion)")
-	fs.StringVar(&f.report, "report", "", "write the pruning report JSON to `R.json`")
+	fs.StringVar(&f.savePlan, "save-plan", "", "write the pruning plan (selection, scores, sizes; JSON) to `P.json`")
+	fs.StringVar(&f.report, "report", "", "the same as --save-plan (`R.json`)")
+	fs.StringVar(&f.plan, "plan", "", "apply the saved plan `P.json` (from --save-plan) instead of scoring; no --strategy/--ratio/--criterion")
 	fs.StringVar(&f.dtype, "dtype", "", "weight `dtype` of the output: f32, bf16 or f16 (default: as stored)")
 	fs.BoolVar(&f.force, "force", false, "replace an existing non-empty --out directory")
 	if err := e.parse(args); err != nil {
 		return err
 	}
-	opts, err := f.options(e.flagSet("ratio"))
-	if err != nil {
+	if f.report != "" && f.savePlan != "" && f.report != f.savePlan {
+		return usageErrorf("--report and --save-plan name the same file; give one of them")
+	}
+	if f.savePlan == "" {
+		f.savePlan = f.report
+	}
+	var opts prune.Options
+	var saved *prune.Plan
+	var err error
+	if f.plan != "" {
+		if saved, err = f.loadPlan(e); err != nil {
+			return err
+		}
+	} else if opts, err = f.options(e.flagSet("ratio")); err != nil {
 		return err
 	}
 	if err := e.requireModel(); err != nil {
@@ -94,15 +115,25 @@ func runPrune(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := opts.Validate(m.Config); err != nil {
-		return errors.WithMessagef(err, "model %s", e.model)
-	}
-	if opts.Sampler, err = f.sampler(m, &opts); err != nil {
-		return err
-	}
-	rep, err := e.runPruning(m, opts)
-	if err != nil {
-		return err
+	var rep *prune.Plan
+	if saved != nil {
+		if err := saved.CheckModel(m.Config); err != nil {
+			return errors.WithMessagef(err, "--plan %s (model %s)", f.plan, e.model)
+		}
+		if err := prune.Apply(m, saved); err != nil {
+			return errors.WithMessagef(err, "--plan %s", f.plan)
+		}
+		rep = saved
+	} else {
+		if err := opts.Validate(m.Config); err != nil {
+			return errors.WithMessagef(err, "model %s", e.model)
+		}
+		if opts.Sampler, err = f.sampler(m, &opts); err != nil {
+			return err
+		}
+		if rep, err = e.runPruning(m, opts); err != nil {
+			return err
+		}
 	}
 	stop := e.spinner("saving " + f.out)
 	err = m.Save(f.out, f.dtype)
@@ -111,16 +142,16 @@ func runPrune(e *env, args []string) error {
 		return err
 	}
 	e.logf("wrote %s (%s on disk)", f.out, humanBytes(dirSize(f.out)))
-	if f.report != "" {
-		if err := rep.Save(f.report); err != nil {
-			return errors.WithMessage(err, "--report")
+	if f.savePlan != "" {
+		if err := rep.Save(f.savePlan); err != nil {
+			return errors.WithMessage(err, "--save-plan")
 		}
-		e.logf("wrote report %s", f.report)
+		e.logf("wrote plan %s", f.savePlan)
 	}
 	if e.json {
 		return e.printJSON(map[string]any{
 			"out": f.out, "params_before": rep.ParamsBefore, "params_after": rep.ParamsAfter,
-			"layers_kept": rep.LayersKept, "report": f.report,
+			"layers_kept": rep.LayersKept, "report": f.savePlan, "plan": f.savePlan,
 		})
 	}
 	fmt.Fprintf(e.stdout, "pruned %s → %s: %s → %s parameters (%.2f%% kept)\n", e.model, f.out,
@@ -129,7 +160,7 @@ func runPrune(e *env, args []string) error {
 }
 
 // runPruning prunes m in place, logging the time it took.
-func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Report, error) {
+func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Plan, error) {
 	start := time.Now()
 	e.logf("pruning: %s, ratio %g, criterion %s", opts.Strategy, opts.Ratio, opts.Importance.Criterion)
 	stop := e.spinner("pruning")
@@ -140,6 +171,27 @@ func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Report, er
 	}
 	e.logf("pruned in %s: %d → %d parameters", time.Since(start).Round(time.Millisecond), rep.ParamsBefore, rep.ParamsAfter)
 	return rep, nil
+}
+
+// planExclusive are the flags that choose or score a selection: --plan replaces them all.
+var planExclusive = []string{"strategy", "ratio", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
+	"iterative-steps", "round-to", "criterion", "taylor", "reduction", "calib", "calib-ids", "num-examples", "calib-seq-len", "seed"}
+
+// loadPlan reads --plan, refusing the selection flags it replaces.
+func (f *pruneFlags) loadPlan(e *env) (*prune.Plan, error) {
+	for _, name := range planExclusive {
+		if e.flagSet(name) {
+			return nil, usageErrorf("--plan applies a saved selection; --%s cannot be combined with it", name)
+		}
+	}
+	if f.savePlan == f.plan {
+		return nil, usageErrorf("--save-plan %s would overwrite the --plan being applied", f.plan)
+	}
+	p, err := prune.LoadPlan(f.plan)
+	if err != nil {
+		return nil, errors.WithMessage(err, "--plan")
+	}
+	return p, nil
 }
 
 // options builds prune.Options from the flags, rejecting inconsistent combinations.

@@ -149,3 +149,47 @@ func TestPruneLayerWise(t *testing.T) {
 		t.Errorf("layer-wise: %d layers, %d params; want 3, %d", info.NumLayers, info.Params, 260032-2*45440)
 	}
 }
+
+// TestPruneSavePlanReplays saves a plan while pruning, replays it with --plan on the unpruned model
+// and requires byte-identical weights; bad --plan uses fail with one line and write nothing.
+func TestPruneSavePlanReplays(t *testing.T) {
+	model := stories260K(t)
+	calib := dataPath(t, "text/tinystories/tinystories_val_head.txt")
+	dir := t.TempDir()
+	out, out2, plan := filepath.Join(dir, "pruned"), filepath.Join(dir, "replayed"), filepath.Join(dir, "plan.json")
+	mustSucceed(t, "prune", "--model", model, "--out", out, "--strategy", "block", "--ratio", "0.5",
+		"--criterion", "taylor", "--calib", calib, "--iterative-steps", "2", "--save-plan", plan)
+	mustSucceed(t, "prune", "--model", model, "--out", out2, "--plan", plan)
+	a, err := os.ReadFile(filepath.Join(out, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out2, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Errorf("--plan replay: model.safetensors differs from the pruned model's (%d vs %d bytes)", len(b), len(a))
+	}
+	broken := writeFile(t, filepath.Join(dir, "broken.json"), `{"shape_before": {"heads_per_layer": [8]}}`)
+	bad := filepath.Join(dir, "bad-out")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"plan with ratio", []string{"--model", model, "--out", bad, "--plan", plan, "--ratio", "0.2"}, 2, []string{"--plan", "--ratio"}},
+		{"plan with criterion", []string{"--model", model, "--out", bad, "--plan", plan, "--criterion", "l2"}, 2, []string{"--plan", "--criterion"}},
+		{"plan for another model", []string{"--model", out, "--out", bad, "--plan", plan}, 1, []string{"--plan", "plan.json", "shape"}},
+		{"missing plan", []string{"--model", model, "--out", bad, "--plan", filepath.Join(dir, "none.json")}, 1, []string{"--plan", "none.json"}},
+		{"inconsistent plan", []string{"--model", model, "--out", bad, "--plan", broken}, 1, []string{"--plan", "broken.json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			expectFailure(t, runCLI(t, append([]string{"prune"}, tc.args...)...), tc.code, tc.want...)
+			if _, err := os.Stat(bad); err == nil {
+				t.Errorf("%s was written despite the error", bad)
+			}
+		})
+	}
+}

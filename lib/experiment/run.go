@@ -44,7 +44,7 @@ type Results struct {
 	// Curves holds the LoRA training curves by method name.
 	Curves map[string]Curve
 	// Reports holds the pruning reports by method name.
-	Reports map[string]*prune.Report
+	Reports map[string]*prune.Plan
 	// Cached and Computed count the steps read from the cache and computed by this Run.
 	Cached, Computed int
 }
@@ -70,7 +70,7 @@ func Run(backend compute.Backend, s Settings, say func(string)) (*Results, error
 		say = func(string) {}
 	}
 	r := &runner{backend: backend, s: &s, say: say,
-		res: &Results{Settings: s, Curves: map[string]Curve{}, Reports: map[string]*prune.Report{}}}
+		res: &Results{Settings: s, Curves: map[string]Curve{}, Reports: map[string]*prune.Plan{}}}
 	dense, err := r.measure("dense", key("dense", "eval"), s.Model)
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func (r *runner) pruned(meth Method) (string, error) {
 	}
 	r.count(!cached, meth.Name+": pruned model")
 	if b, err := os.ReadFile(filepath.Join(dir, "prune_report.json")); err == nil {
-		var rep prune.Report
+		var rep prune.Plan
 		if json.Unmarshal(b, &rep) == nil {
 			r.res.Reports[meth.Name] = &rep
 		}

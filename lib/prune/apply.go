@@ -13,6 +13,214 @@ import (
 	"github.com/pkg/errors"
 )
 
+// Apply carries out plan on m in place: the heads, MLP channels and hidden channels the plan does
+// not keep are removed, bias compensation is added, then the layers it does not keep are removed
+// (m.Store's variables are sliced, m.Config replaced, compiled graphs dropped). The plan must have
+// been made for a model of m's shape (Plan.CheckModel). On error the model may be partly pruned.
+func Apply(m *models.Model, plan *Plan) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Errorf("apply plan: %v", r)
+		}
+	}()
+	if err := plan.validate(); err != nil {
+		return errors.WithMessage(err, "apply plan")
+	}
+	if err := plan.CheckModel(m.Config); err != nil {
+		return errors.WithMessage(err, "apply plan")
+	}
+	cfg := m.Config
+	r := newRemoval()
+	r.hidden = complement(cfg.Hidden, plan.HiddenChannelsKept)
+	r.layers = complement(cfg.NumLayers(), plan.LayersKept)
+	for _, lp := range plan.Layers {
+		l := lp.Layer
+		if rm := complement(cfg.KVHeads[l], lp.KVHeadsKept); len(rm) > 0 {
+			r.heads[l] = rm
+		}
+		if rm := complement(cfg.Inter[l], lp.MLPChannelsKept); len(rm) > 0 {
+			r.mlp[l] = rm
+		}
+		if lp.OProjBias != nil {
+			r.oBias[l] = lp.OProjBias
+		}
+		if lp.DownProjBias != nil {
+			r.downBias[l] = lp.DownProjBias
+		}
+	}
+	return applyRemoval(m, r)
+}
+
+// complement returns the indices in [0, n) not in kept (sorted).
+func complement(n int, kept []int) []int {
+	in := make([]bool, n)
+	for _, k := range kept {
+		in[k] = true
+	}
+	var out []int
+	for i := range n {
+		if !in[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// applyRemoval removes r's groups, adds its biases, then removes its layers.
+func applyRemoval(m *models.Model, r *removal) error {
+	defer m.ResetExecs()
+	cfg := m.Config
+	var remove []groups.Group
+	for _, l := range sortedKeys(r.heads) {
+		f, err := groups.AttentionHeads(cfg, l)
+		if err != nil {
+			return err
+		}
+		remove = append(remove, pick(f, r.heads[l])...)
+	}
+	for _, l := range sortedKeys(r.mlp) {
+		f, err := groups.MLPChannels(cfg, l)
+		if err != nil {
+			return err
+		}
+		remove = append(remove, pick(f, r.mlp[l])...)
+	}
+	if len(r.hidden) > 0 {
+		f, err := groups.HiddenChannels(cfg)
+		if err != nil {
+			return err
+		}
+		remove = append(remove, pick(f, r.hidden)...)
+	}
+	if len(remove) > 0 {
+		next, err := RemoveGroups(m.Store, cfg, remove)
+		if err != nil {
+			return err
+		}
+		m.Config, cfg = next, next
+	}
+	if len(r.oBias) > 0 || len(r.downBias) > 0 {
+		next, err := AddBiases(m.Store, cfg, r.oBias, r.downBias)
+		if err != nil {
+			return err
+		}
+		m.Config, cfg = next, next
+	}
+	if len(r.layers) > 0 {
+		next, _, err := RemoveLayers(m.Store, cfg, r.layers)
+		if err != nil {
+			return err
+		}
+		m.Config = next
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[int]V) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	return keys
+}
+
+// pick returns the groups of fam with the given unit indices.
+func pick(fam *groups.Family, units []int) []groups.Group {
+	out := make([]groups.Group, len(units))
+	for i, u := range units {
+		out[i] = fam.Groups[u]
+	}
+	return out
+}
+
+// AddBiases adds oBias[l] to layer l's o_proj bias and downBias[l] to its down_proj bias (each
+// [hidden]) and returns the new config. A LLaMA model without attention (MLP) biases gets them:
+// Hugging Face's attention_bias (mlp_bias) puts a bias on all of q, k, v, o (gate, up, down), so
+// the others are created as zeros, in the weights' dtype. ChatGLM is not supported.
+func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][]float64) (*config.Config, error) {
+	if cfg.Arch != config.ArchLlama {
+		return nil, errors.Errorf("bias compensation is implemented for the LLaMA family, not %s", cfg.Arch)
+	}
+	next := cfg.Clone()
+	type add struct {
+		module string
+		size   int
+		vec    []float64
+	}
+	var adds []add
+	for _, l := range sortedKeys(oBias) {
+		if len(oBias[l]) != cfg.Hidden {
+			return nil, errors.Errorf("layer %d o_proj bias has %d values, hidden size is %d", l, len(oBias[l]), cfg.Hidden)
+		}
+	}
+	for _, l := range sortedKeys(downBias) {
+		if len(downBias[l]) != cfg.Hidden {
+			return nil, errors.Errorf("layer %d down_proj bias has %d values, hidden size is %d", l, len(downBias[l]), cfg.Hidden)
+		}
+	}
+	if len(oBias) > 0 && !cfg.AttnBias {
+		next.AttnBias = true
+		for l := range cfg.NumLayers() {
+			q, kv := cfg.Heads[l]*cfg.HeadDim, cfg.KVHeads[l]*cfg.HeadDim
+			p := config.LlamaLayerTensor(l, "self_attn.")
+			adds = append(adds, add{p + "q_proj", q, nil}, add{p + "k_proj", kv, nil}, add{p + "v_proj", kv, nil}, add{p + "o_proj", cfg.Hidden, nil})
+		}
+	}
+	if len(downBias) > 0 && !cfg.MLPBias {
+		next.MLPBias = true
+		for l := range cfg.NumLayers() {
+			p := config.LlamaLayerTensor(l, "mlp.")
+			adds = append(adds, add{p + "gate_proj", cfg.Inter[l], nil}, add{p + "up_proj", cfg.Inter[l], nil}, add{p + "down_proj", cfg.Hidden, nil})
+		}
+	}
+	for _, l := range sortedKeys(oBias) {
+		adds = append(adds, add{config.LlamaLayerTensor(l, "self_attn.o_proj"), cfg.Hidden, oBias[l]})
+	}
+	for _, l := range sortedKeys(downBias) {
+		adds = append(adds, add{config.LlamaLayerTensor(l, "mlp.down_proj"), cfg.Hidden, downBias[l]})
+	}
+	for _, a := range adds {
+		wv := store.GetVariable(models.VarPath(a.module + ".weight"))
+		if wv == nil {
+			return nil, errors.Errorf("model has no tensor %s.weight", a.module)
+		}
+		dt := wv.Shape().DType
+		bv := store.GetVariable(models.VarPath(a.module + ".bias"))
+		cur := make([]float64, a.size)
+		if bv != nil {
+			t, err := bv.Value()
+			if err != nil {
+				return nil, errors.Wrapf(err, "reading %s.bias", a.module)
+			}
+			if cur, err = ToFloat64(t); err != nil {
+				return nil, errors.WithMessagef(err, "%s.bias", a.module)
+			}
+			dt = t.DType()
+		}
+		for i, x := range a.vec {
+			cur[i] += x
+		}
+		t, err := FromFloat64(cur, dt, a.size)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "%s.bias", a.module)
+		}
+		if bv != nil {
+			if err := bv.SetValue(t); err != nil {
+				return nil, errors.Wrapf(err, "replacing %s.bias", a.module)
+			}
+			continue
+		}
+		if _, err := store.CreateVariable(models.VarPath(a.module+".bias"), t); err != nil {
+			return nil, errors.Wrapf(err, "creating %s.bias", a.module)
+		}
+	}
+	if err := checkShapes(store, next); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
 // RemoveGroups deletes the given head, MLP-channel and hidden-channel groups from the store and
 // returns the config of the smaller model (cfg is not modified). Every slice is computed before the
 // first variable is replaced (SetValue frees the old tensor), so an error leaves the store as it was.

@@ -21,12 +21,12 @@ import (
 // the MLP keeps int(16384·0.9) = 14745 channels. Hand count after: per layer 4·4096 (LayerNorms)
 // + 3·3712·4096 + 3·3712 (qkv) + 3712·4096 + 4096 (dense) + 2·14745·4096 + 14745 + 4096 (MLP)
 // = 181,658,905; ×28 + 534,642,688 (tied embeddings) + 8,192 (final LayerNorm) = 5,621,100,220.
-func TestChatGLM6BPlan(t *testing.T) {
+func TestChatGLM6BEstimate(t *testing.T) {
 	cfg, err := config.Load(testdata.Path(t, "tokenizers/chatglm-6b/config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Plan(cfg, Options{Strategy: Block, Ratio: 0.1})
+	res, err := Estimate(cfg, Options{Strategy: Block, Ratio: 0.1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestChatGLMChannelAndLayerStrategies(t *testing.T) {
 		{Strategy: Layer, KeepLayers: 1},
 	} {
 		m := chatglmTinyF32(t)
-		plan, err := Plan(m.Config, o)
+		plan, err := Estimate(m.Config, o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,7 @@
 // Package prune removes coupled groups (package groups) from a model, ranked by an importance
-// estimator (package importance), and produces a smaller dense model: store variables are sliced
+// estimator (package importance), and produces a smaller dense model. The selection is a value:
+// Score computes the scores a setting needs, Select turns them into a Plan (what each layer keeps,
+// sizes before/after; JSON), Apply carries a plan out — Prune is the three in one call: store variables are sliced
 // and the per-layer config (heads, kv-heads, MLP width, hidden size, layer list) is updated, so the
 // result saves as an ordinary Hugging Face directory.
 //
@@ -25,10 +27,12 @@
 //
 // Typical use (the CLI's `llmpruner prune`):
 //
-//	rep, err := prune.Prune(m, prune.Options{Strategy: prune.Block, Ratio: 0.25,
+//	opts := prune.Options{Strategy: prune.Block, Ratio: 0.25,
 //		AttnLayers: &prune.Range{Start: 4, End: 30}, MLPLayers: &prune.Range{Start: 4, End: 30},
-//		Importance: importance.Options{Criterion: importance.Taylor}, Sampler: samples})
-//	// then m.Save(dir, "") and rep.Save(reportPath)
+//		Importance: importance.Options{Criterion: importance.Taylor}, Sampler: samples}
+//	scores, err := prune.Score(m, opts)
+//	plan, err := prune.Select(m.Config, scores, opts) // inspect, plan.Save(path), try other ratios…
+//	err = prune.Apply(m, plan)                         // then m.Save(dir, "")
 package prune
 
 import (

@@ -9,9 +9,11 @@ import (
 )
 
 // Prune prunes m in place (m.Store's variables are sliced, m.Config replaced, compiled graphs
-// dropped) and returns the report. On error the model may be partly pruned (a step that failed
-// leaves the store as it was before that step); callers should not save it.
-func Prune(m *models.Model, opts Options) (rep *Report, err error) {
+// dropped) and returns the Plan it carried out: for each step, Score, Select and Apply (with several
+// iterative steps the model is rescored between steps and the returned plan is their composition,
+// which Apply turns the unpruned model into the same pruned one). On error the model may be partly
+// pruned (a step that failed leaves the store as it was before that step); callers should not save it.
+func Prune(m *models.Model, opts Options) (plan *Plan, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = errors.Errorf("prune: %v", r)
@@ -25,18 +27,92 @@ func Prune(m *models.Model, opts Options) (rep *Report, err error) {
 	}
 	t := newTracker(m.Config.Clone())
 	defer m.ResetExecs()
-	switch opts.Strategy {
-	case Layer:
-		err = pruneLayers(m, &opts, t)
-	default:
-		for k := 1; k <= opts.steps() && err == nil; k++ {
-			err = pruneStep(m, &opts, t, k)
+	steps := opts.steps()
+	if opts.Strategy == Layer {
+		steps = 1
+	}
+	for k := 1; k <= steps; k++ {
+		s, err := score(m, &opts, k)
+		if err != nil {
+			return nil, err
+		}
+		r, err := selectStep(t, m.Config, s, &opts, k)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "step %d", k)
+		}
+		if err := applyRemoval(m, r); err != nil {
+			return nil, errors.WithMessagef(err, "step %d", k)
 		}
 	}
+	return t.plan(&opts), nil
+}
+
+// Score computes the scores Select needs for opts on m as it is now: the importance (opts.Importance,
+// calibration samples from opts.Sampler(1)) of the groups the strategy prunes — heads and MLP
+// channels of the Block ranges, hidden channels for Channel —, or for Layer with RankLayers each
+// layer's loss increase when skipped.
+func Score(m *models.Model, opts Options) (s *Scores, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Errorf("score: %v", r)
+		}
+	}()
+	if err := opts.Validate(m.Config); err != nil {
+		return nil, err
+	}
+	if err := opts.checkSampler(); err != nil {
+		return nil, err
+	}
+	return score(m, &opts, 1)
+}
+
+// score is Score for iterative step k.
+func score(m *models.Model, o *Options, k int) (*Scores, error) {
+	L := m.Config.NumLayers()
+	if o.Strategy == Layer {
+		if !o.RankLayers {
+			return &Scores{}, nil
+		}
+		calib, err := o.Sampler(k)
+		if err != nil {
+			return nil, errors.WithMessage(err, "calibration samples for layer ranking")
+		}
+		_, delta, err := importance.LayerSkipLoss(m, calib)
+		if err != nil {
+			return nil, err
+		}
+		return &Scores{Layers: delta}, nil
+	}
+	fams, err := familiesOf(m.Config, o)
 	if err != nil {
 		return nil, err
 	}
-	return t.report(m.Config), nil
+	impOpts := o.Importance
+	if impOpts.Criterion == importance.Taylor {
+		if impOpts.Calibration, err = o.Sampler(k); err != nil {
+			return nil, errors.WithMessagef(err, "calibration samples for step %d", k)
+		}
+	}
+	est, err := importance.New(impOpts)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := est.Scores(m, fams)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "step %d", k)
+	}
+	s := &Scores{Heads: make([][]float64, L), MLP: make([][]float64, L)}
+	for i, f := range fams {
+		switch f.Kind {
+		case groups.Head:
+			s.Heads[f.Layer] = raw[i]
+		case groups.MLPChannel:
+			s.MLP[f.Layer] = raw[i]
+		case groups.HiddenChannel:
+			s.Hidden = raw[i]
+		}
+	}
+	return s, nil
 }
 
 // familiesOf builds the families the strategy prunes in the current model.
@@ -65,132 +141,4 @@ func familiesOf(cfg *config.Config, o *Options) ([]*groups.Family, error) {
 		}
 	}
 	return fams, nil
-}
-
-// counterOf is the count rule of a family, relative to the unpruned config.
-func counterOf(orig *config.Config, f *groups.Family, roundTo int) counter {
-	switch f.Kind {
-	case groups.Head:
-		return headCounter(orig, f.Layer, roundTo)
-	case groups.MLPChannel:
-		return counter{initUnits: orig.Inter[f.Layer], unit: 1, roundUnit: roundTo}
-	default:
-		return counter{initUnits: orig.Hidden, unit: 1, roundUnit: roundTo}
-	}
-}
-
-// pruneStep scores and removes groups for iterative step k.
-func pruneStep(m *models.Model, o *Options, t *tracker, k int) error {
-	fams, err := familiesOf(m.Config, o)
-	if err != nil {
-		return err
-	}
-	impOpts := o.Importance
-	if impOpts.Criterion == importance.Taylor {
-		if impOpts.Calibration, err = o.Sampler(k); err != nil {
-			return errors.WithMessagef(err, "calibration samples for step %d", k)
-		}
-	}
-	est, err := importance.New(impOpts)
-	if err != nil {
-		return err
-	}
-	scores, err := est.Scores(m, fams)
-	if err != nil {
-		return errors.WithMessagef(err, "step %d", k)
-	}
-	target := stepTarget(o.Ratio, k, o.steps())
-	removeUnits := make([][]int, len(fams))
-	if o.Global {
-		initTotal := 0
-		for _, f := range fams {
-			c := counterOf(t.orig, f, 1)
-			initTotal += c.initUnits
-		}
-		removeUnits = globalThreshold(scores, initTotal, target)
-		for i, f := range fams {
-			cur := len(f.Groups)
-			keepN := roundKept(cur-len(removeUnits[i]), cur, counterOf(t.orig, f, o.roundTo()).roundUnit)
-			removeUnits[i] = lowest(scores[i], cur-keepN)
-		}
-	} else {
-		for i, f := range fams {
-			keepN, err := counterOf(t.orig, f, o.roundTo()).kept(len(f.Groups), target, f.Name())
-			if err != nil {
-				return err
-			}
-			removeUnits[i] = lowest(scores[i], len(f.Groups)-keepN)
-		}
-	}
-	var remove []groups.Group
-	for i, f := range fams {
-		t.recordScores(f, scores[i])
-		remove = append(remove, pick(f, removeUnits[i])...)
-	}
-	next, err := RemoveGroups(m.Store, m.Config, remove)
-	if err != nil {
-		return errors.WithMessagef(err, "step %d", k)
-	}
-	for i, f := range fams {
-		t.keepUnits(f, groups.Kept(len(f.Groups), removeUnits[i]))
-	}
-	m.Config = next
-	m.ResetExecs()
-	return nil
-}
-
-// recordScores stores a family's scores under unpruned unit indices.
-func (t *tracker) recordScores(f *groups.Family, s []float64) {
-	switch f.Kind {
-	case groups.Head:
-		record(&t.kvScores[t.layers[f.Layer]], t.orig.KVHeads[t.layers[f.Layer]], t.kv[t.layers[f.Layer]], s)
-	case groups.MLPChannel:
-		record(&t.mlpScores[t.layers[f.Layer]], t.orig.Inter[t.layers[f.Layer]], t.mlp[t.layers[f.Layer]], s)
-	case groups.HiddenChannel:
-		record(&t.hiddenScores, t.orig.Hidden, t.hidden, s)
-	}
-}
-
-// keepUnits narrows a family's index map to the kept current units.
-func (t *tracker) keepUnits(f *groups.Family, kept []int) {
-	switch f.Kind {
-	case groups.Head:
-		l := t.layers[f.Layer]
-		t.kv[l] = keep(t.kv[l], kept)
-	case groups.MLPChannel:
-		l := t.layers[f.Layer]
-		t.mlp[l] = keep(t.mlp[l], kept)
-	case groups.HiddenChannel:
-		t.hidden = keep(t.hidden, kept)
-	}
-}
-
-// pruneLayers keeps the first KeepLayers layers, or with RankLayers the most important ones.
-func pruneLayers(m *models.Model, o *Options, t *tracker) error {
-	L := m.Config.NumLayers()
-	n := o.keepLayers(L)
-	var remove []int
-	if o.RankLayers {
-		calib, err := o.Sampler(1)
-		if err != nil {
-			return errors.WithMessage(err, "calibration samples for layer ranking")
-		}
-		_, delta, err := importance.LayerSkipLoss(m, calib)
-		if err != nil {
-			return err
-		}
-		t.layerScores = delta
-		remove = lowest(delta, L-n)
-	} else {
-		for l := n; l < L; l++ {
-			remove = append(remove, l)
-		}
-	}
-	next, kept, err := RemoveLayers(m.Store, m.Config, remove)
-	if err != nil {
-		return err
-	}
-	t.layers = kept
-	m.Config = next
-	return nil
 }

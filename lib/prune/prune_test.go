@@ -20,7 +20,7 @@ func sampler(cfg *config.Config) Sampler {
 }
 
 // zeroRemoved zeroes, in an unpruned model, every head/MLP group the report says was removed.
-func zeroRemoved(t *testing.T, m *models.Model, rep *Report) {
+func zeroRemoved(t *testing.T, m *models.Model, rep *Plan) {
 	t.Helper()
 	var gs []groups.Group
 	for _, lr := range rep.Layers {

@@ -14,13 +14,13 @@ func llama7B(t *testing.T) map[string]any {
 		"num_attention_heads": 32, "vocab_size": 32000, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6}
 }
 
-// TestPlanLLaMA7B checks the original's logged parameter counts (issue #34 of LLM-Pruner):
+// TestEstimateLLaMA7B checks the original's logged parameter counts (issue #34 of LLM-Pruner):
 // block-wise 0.25 on layers 4:30 takes LLaMA-7B from 6,738,415,616 to 5,422,977,024 parameters.
-func TestPlanLLaMA7B(t *testing.T) {
+func TestEstimateLLaMA7B(t *testing.T) {
 	cfg := groupstest.Config(t, llama7B(t))
 	r := &Range{4, 30}
 	for _, steps := range []int{1, 4} {
-		p, err := Plan(cfg, Options{Strategy: Block, Ratio: 0.25, AttnLayers: r, MLPLayers: r, IterativeSteps: steps})
+		p, err := Estimate(cfg, Options{Strategy: Block, Ratio: 0.25, AttnLayers: r, MLPLayers: r, IterativeSteps: steps})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,22 +33,22 @@ func TestPlanLLaMA7B(t *testing.T) {
 	}
 	// MACs at 64 tokens (test_speedup.py's counting): the paper's 424.02G dense, 339.60G for the
 	// block-pruned 20% model.
-	p, _ := Plan(cfg, Options{Strategy: Block, Ratio: 0.25, AttnLayers: r, MLPLayers: r})
+	p, _ := Estimate(cfg, Options{Strategy: Block, Ratio: 0.25, AttnLayers: r, MLPLayers: r})
 	if math.Round(float64(p.MACsBefore)/1e7) != 42402 || math.Round(float64(p.MACsAfter)/1e7) != 33960 {
 		t.Errorf("MACs %d → %d, paper 424.02G → 339.60G", p.MACsBefore, p.MACsAfter)
 	}
 }
 
-func TestPlanChannelAndLayer(t *testing.T) {
+func TestEstimateChannelAndLayer(t *testing.T) {
 	cfg := groupstest.Config(t, llama7B(t))
-	p, err := Plan(cfg, Options{Strategy: Channel, Ratio: 0.2})
+	p, err := Estimate(cfg, Options{Strategy: Channel, Ratio: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Hidden != 3276 { // int(4096·0.8)
 		t.Errorf("channel 0.2: hidden %d, want 3276", p.Hidden)
 	}
-	p, err = Plan(cfg, Options{Strategy: Layer, KeepLayers: 12})
+	p, err = Estimate(cfg, Options{Strategy: Layer, KeepLayers: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestPlanChannelAndLayer(t *testing.T) {
 	if p.Layers != 12 || p.ParamsAfter != want {
 		t.Errorf("layer 12: %d layers, %d params; want 12, %d", p.Layers, p.ParamsAfter, want)
 	}
-	p, err = Plan(cfg, Options{Strategy: Block, Ratio: 0.3, RoundTo: 64})
+	p, err = Estimate(cfg, Options{Strategy: Block, Ratio: 0.3, RoundTo: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +83,14 @@ func TestValidateErrors(t *testing.T) {
 		"global plan":       {Strategy: Block, Ratio: 0.2, Global: true},
 	}
 	for name, o := range bad {
-		if _, err := Plan(cfg, o); err == nil {
+		if _, err := Estimate(cfg, o); err == nil {
 			t.Errorf("%s: no error", name)
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
 	}
 	// int(8·0.05) = 0 MLP channels would be left in the tiny model's layer 2.
-	if _, err := Plan(groupstest.Tiny(t), Options{Strategy: Block, Ratio: 0.95}); err == nil {
+	if _, err := Estimate(groupstest.Tiny(t), Options{Strategy: Block, Ratio: 0.95}); err == nil {
 		t.Error("ratio 0.95 on the tiny model: no error for removing every MLP channel")
 	} else {
 		t.Log(err)
