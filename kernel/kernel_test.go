@@ -122,3 +122,32 @@ func main() { fmt.Printf("%T\n", config.Config{}) }
 		t.Errorf("program printed %q, want config.Config", got)
 	}
 }
+
+// TestFmt: "fmt" fails on a notebook with an "md" cell, "fmt -w" repairs it, and "fmt" then passes.
+func TestFmt(t *testing.T) {
+	dir := t.TempDir()
+	nb := filepath.Join(dir, "sub", "x.ipynb")
+	if err := os.MkdirAll(filepath.Dir(nb), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	md := `{"cells": [{"cell_type": "md", "metadata": {}, "source": "# T"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}`
+	if err := os.WriteFile(nb, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"fmt", dir}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `cells[0].cell_type: "md"`) {
+		t.Fatalf("fmt on an md cell: code %d, stderr %q", code, errOut.String())
+	}
+	if code := run([]string{"fmt", "-w", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("fmt -w: code %d, stderr %q", code, errOut.String())
+	}
+	if code := run([]string{"fmt", nb}, &out, &errOut); code != 0 {
+		t.Fatalf("fmt after -w: code %d, stderr %q", code, errOut.String())
+	}
+	if data, _ := os.ReadFile(nb); !strings.Contains(string(data), `"cell_type": "markdown"`) {
+		t.Errorf("after fmt -w:\n%s", data)
+	}
+	if code := run([]string{"fmt", filepath.Join(dir, "missing")}, &out, &errOut); code != 1 {
+		t.Errorf("fmt on a missing path: code %d", code)
+	}
+}

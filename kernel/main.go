@@ -4,6 +4,7 @@
 //
 //	go run ./kernel install [--jupyter-data-dir D] [--backend go] [--data DIR]
 //	go run ./kernel check   [--jupyter-data-dir D]
+//	go run ./kernel fmt     [-w] [NOTEBOOK.ipynb | DIR ...]
 //
 // "install" builds GoNB from the version pinned as a tool in go.mod, installs the pinned gopls and
 // goimports next to it, runs GoNB's own installer and rewrites the resulting kernelspec as the
@@ -13,7 +14,9 @@
 //
 //	!*bash "$LLMPRUNER_REPO/kernel/notebook-setup.sh"
 //
-// "check" verifies an installation and exits with status 1 listing what is missing.
+// "check" verifies an installation and exits with status 1 listing what is missing. "fmt" checks that
+// notebooks (default: tutorials/ and notebooks/) are valid nbformat 4.5 stored as Jupyter writes them,
+// without outputs; "fmt -w" rewrites them so (markdown cells, ids, Jupyter's JSON layout).
 package main
 
 import (
@@ -32,6 +35,7 @@ const usage = `usage: go run ./kernel <command> [flags]
 commands:
   install   build GoNB, gopls and goimports (pinned versions) and install the "llmpruner" kernel
   check     verify the installed kernel, its tools and Jupyter
+  fmt       check notebooks are valid nbformat 4.5 without outputs (-w: rewrite them so)
 
 Run "go run ./kernel <command> --help" for the flags of one command.
 `
@@ -44,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "install", "check":
+	case "fmt":
+		return runFmt(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
