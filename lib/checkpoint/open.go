@@ -29,6 +29,7 @@ const (
 	FormatPyTorchZip  Format = "pytorch-zip"
 	FormatPyTorchOld  Format = "pytorch-legacy"
 	FormatLlama2C     Format = "llama2.c"
+	FormatGGUF        Format = "gguf"
 	FormatUnknown     Format = ""
 )
 
@@ -38,8 +39,8 @@ const formatIndexJSONExt = ".index.json"
 // Open opens a checkpoint: a Hugging Face model directory (model.safetensors,
 // model.safetensors.index.json + shards, pytorch_model.bin, pytorch_model.bin.index.json + shards,
 // looked for in that order), a shard index file, or a single .safetensors, PyTorch .bin or llama2.c
-// .bin file. Single files are recognised by their content, not their extension. A llama2.c file's
-// Reader also implements ConfigSource.
+// .bin file, or a llama.cpp GGUF file. Single files are recognised by their content, not their
+// extension. A llama2.c or GGUF file's Reader also implements ConfigSource.
 func Open(path string) (Reader, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -62,12 +63,14 @@ func Open(path string) (Reader, error) {
 		return OpenPyTorch(path)
 	case FormatLlama2C:
 		return OpenLlama2C(path)
+	case FormatGGUF:
+		return OpenGGUF(path)
 	}
-	return nil, errors.Errorf("%s: unrecognised checkpoint format (expected safetensors, a PyTorch zip or legacy .bin, or a llama2.c .bin)", path)
+	return nil, errors.Errorf("%s: unrecognised checkpoint format (expected safetensors, a PyTorch zip or legacy .bin, a llama2.c .bin or GGUF)", path)
 }
 
-// OpenWithConfig opens a model's weights and its configuration: a llama2.c .bin (the config
-// comes from its header), or a Hugging Face directory, index or weights file whose config.json
+// OpenWithConfig opens a model's weights and its configuration: a llama2.c .bin or a GGUF file
+// (the config comes from its header), or a Hugging Face directory, index or weights file whose config.json
 // lies in the same directory.
 func OpenWithConfig(path string) (*config.Config, Reader, error) {
 	r, err := Open(path)
@@ -145,6 +148,8 @@ func DetectFormat(path string) (Format, error) {
 		return FormatPyTorchZip, nil
 	case bytes.HasPrefix(head, legacyTorchPrefix):
 		return FormatPyTorchOld, nil
+	case n >= 4 && binary.LittleEndian.Uint32(head) == ggufMagic:
+		return FormatGGUF, nil
 	case n >= 4 && binary.LittleEndian.Uint32(head) == llama2cMagic:
 		return FormatLlama2C, nil
 	case n >= 28 && looksLikeLlama2CV0(head, st.Size()):
@@ -153,5 +158,5 @@ func DetectFormat(path string) (Format, error) {
 	if strings.HasSuffix(path, ".safetensors") {
 		return FormatSafetensors, nil // let the reader explain what is wrong with it
 	}
-	return FormatUnknown, errors.Errorf("%s: unrecognised checkpoint format (%d bytes; not safetensors, PyTorch zip/legacy, or a llama2.c .bin whose header matches its size)", path, st.Size())
+	return FormatUnknown, errors.Errorf("%s: unrecognised checkpoint format (%d bytes; not safetensors, PyTorch zip/legacy, GGUF, or a llama2.c .bin whose header matches its size)", path, st.Size())
 }

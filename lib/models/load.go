@@ -30,6 +30,8 @@ type LoadOptions struct {
 //     pytorch_model.bin; tokenizer files in the same directory);
 //   - a llama2.c .bin checkpoint (its tokenizer, tok512.bin or tokenizer.bin, beside it, or
 //     opts.Tokenizer);
+//   - a llama.cpp GGUF file of architecture llama or deci (F32, F16, BF16 or Q8_0 tensors,
+//     dequantized to float32; the tokenizer from its metadata, or opts.Tokenizer);
 //   - when path does not exist locally and looks like "owner/name", a Hugging Face Hub repo id,
 //     downloaded into the standard HF cache (honours HF_ENDPOINT and HF_TOKEN).
 //
@@ -49,7 +51,7 @@ func Load(backend compute.Backend, path string, opts LoadOptions) (*Model, error
 		}
 		return loadHFDir(backend, dir, path, opts)
 	default:
-		return nil, errors.Wrapf(err, "loading model %q (expected a Hugging Face model directory, a llama2.c .bin file or a Hub repo id owner/name)", path)
+		return nil, errors.Wrapf(err, "loading model %q (expected a Hugging Face model directory, a llama2.c .bin or GGUF file, or a Hub repo id owner/name)", path)
 	}
 }
 
@@ -88,8 +90,11 @@ func loadLlama2C(backend compute.Backend, path string, opts LoadOptions) (*Model
 	if err != nil {
 		return nil, errors.WithMessagef(err, "loading model %s", path)
 	}
+	if format == checkpoint.FormatGGUF {
+		return loadGGUF(backend, path, opts) // gguf.go
+	}
 	if format != checkpoint.FormatLlama2C {
-		return nil, errors.Errorf("loading model %s: a single file must be a llama2.c .bin checkpoint, this is %s; pass the directory holding it and its config.json",
+		return nil, errors.Errorf("loading model %s: a single file must be a llama2.c .bin checkpoint or a GGUF file, this is %s; pass the directory holding it and its config.json",
 			path, format)
 	}
 	cfg, r, err := checkpoint.LoadLlama2C(path)

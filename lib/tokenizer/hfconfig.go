@@ -14,6 +14,7 @@ type hfTokenizerConfig struct {
 	AddBOS, AddEOS *bool
 	BOS, EOS       *string
 	NumImageTokens *int              // ChatGLM
+	ChatTemplate   *string           // tokenizer_config.json's chat_template (Jinja), for GGUF export
 	source         map[string]string // setting → file it came from, for errors
 }
 
@@ -70,6 +71,13 @@ func (c *hfTokenizerConfig) merge(raw map[string]json.RawMessage, path string) e
 		}
 		*dst, c.source[key] = &s, path
 	}
+	if v, ok := raw["chat_template"]; ok && string(v) != "null" {
+		tmpl, err := chatTemplate(v)
+		if err != nil {
+			return errors.Errorf("%s: chat_template: %v", path, err)
+		}
+		c.ChatTemplate, c.source["chat_template"] = &tmpl, path
+	}
 	if v, ok := raw["num_image_tokens"]; ok && string(v) != "null" {
 		var n int
 		if err := json.Unmarshal(v, &n); err != nil || n < 0 {
@@ -78,6 +86,28 @@ func (c *hfTokenizerConfig) merge(raw map[string]json.RawMessage, path string) e
 		c.NumImageTokens, c.source["num_image_tokens"] = &n, path
 	}
 	return nil
+}
+
+// chatTemplate reads a chat_template value: a string, or a list of {"name", "template"} whose
+// "default" entry (else the first) is taken.
+func chatTemplate(v json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err == nil {
+		return s, nil
+	}
+	var named []struct {
+		Name     string `json:"name"`
+		Template string `json:"template"`
+	}
+	if err := json.Unmarshal(v, &named); err != nil || len(named) == 0 {
+		return "", errors.Errorf("want a string or a list of {\"name\", \"template\"}, got %s", truncateForError(v))
+	}
+	for _, n := range named {
+		if n.Name == "default" {
+			return n.Template, nil
+		}
+	}
+	return named[0].Template, nil
 }
 
 // tokenID resolves a bos_token/eos_token setting to an id of tok.
@@ -96,14 +126,18 @@ type configured struct {
 	Tokenizer
 	bos, eos       int
 	addBOS, addEOS bool
+	chatTemplate   string // "" when none
 }
 
 // applyHFConfig wraps tok when cfg changes anything.
 func applyHFConfig(tok Tokenizer, cfg hfTokenizerConfig) (Tokenizer, error) {
-	if cfg.AddBOS == nil && cfg.AddEOS == nil && cfg.BOS == nil && cfg.EOS == nil {
+	if cfg.AddBOS == nil && cfg.AddEOS == nil && cfg.BOS == nil && cfg.EOS == nil && cfg.ChatTemplate == nil {
 		return tok, nil
 	}
 	c := &configured{Tokenizer: tok, bos: tok.BOS(), eos: tok.EOS(), addBOS: true}
+	if cfg.ChatTemplate != nil {
+		c.chatTemplate = *cfg.ChatTemplate
+	}
 	var err error
 	if cfg.BOS != nil {
 		if c.bos, err = cfg.tokenID(tok, "bos_token", *cfg.BOS); err != nil {

@@ -52,6 +52,12 @@ func newSentencePiece(b []byte) (*SentencePiece, error) {
 	if err != nil {
 		return nil, errors.Wrap(err, "not a valid SentencePiece model protobuf")
 	}
+	return newSentencePieceFromModel(m)
+}
+
+// newSentencePieceFromModel builds the tokenizer of a decoded (or assembled) model.
+func newSentencePieceFromModel(m *spModel) (*SentencePiece, error) {
+	var err error
 	sp := &SentencePiece{
 		m: m, pieces: make(map[string]int, len(m.pieces)), reserved: map[string]int{},
 		idByte: map[int]byte{}, userDefined: map[byte][]string{},
