@@ -31,7 +31,11 @@ before any work; nothing is written to --out (or --save-plan) unless pruning suc
 --save-plan writes the selection as JSON (which layers, heads, kv heads and channels stay, their
 scores, parameters and MACs before/after; --report is the same file); --plan applies such a file
 to the model it was made for (no scoring, no calibration; the model's shape must match the plan's).
-The output is an HF directory that llmpruner and transformers load (per-layer sizes in config.json).`,
+The output is an HF directory. When every layer keeps the same sizes (e.g. --strategy layer, or
+channel) its config.json is stock and transformers and vLLM load it; a block-pruned model's layers
+differ, and its config.json adds per-layer lists that only llmpruner reads (stock transformers
+cannot build per-layer sizes). To deploy such a model, convert it to GGUF (llmpruner convert --out
+M.gguf): llama.cpp and the tools built on it run it (architecture deci).`,
 	examples: []string{
 		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-pruned --strategy block --ratio 0.2 --attn-layers 1:4 --mlp-layers 1:4 --criterion taylor --calib $LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt --save-plan plan.json",
 		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-replayed --plan plan.json",

@@ -144,7 +144,7 @@ Commands:
 	}
 	fmt.Fprint(w, `
 Shared flags (same meaning in every command that takes them):
-  --model M       a Hugging Face model directory or a llama2.c .bin file
+  --model M       a Hugging Face model directory, a llama2.c .bin or a GGUF file
   --tokenizer T   tokenizer file for llama2.c models when it is not beside the .bin
   --json          machine-readable output on stdout (progress and logs go to stderr)
   --adapter DIR   LoRA adapter (PEFT directory, as finetune writes) applied to --model;

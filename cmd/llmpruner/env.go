@@ -44,7 +44,7 @@ func newEnv(cmd *command, stdout, stderr io.Writer) *env {
 
 // addModel registers --model, --tokenizer and --adapter with identical help in every command.
 func (e *env) addModel() {
-	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin) or a llama2.c .bin file")
+	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin), a llama2.c .bin or a llama.cpp GGUF file (llama/deci; F32, F16, BF16, Q8_0)")
 	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "`T`: tokenizer file (or directory) for llama2.c models whose tokenizer is not beside the .bin")
 	e.fs.StringVar(&e.adapter, "adapter", "", "LoRA adapter `DIR` (PEFT format: adapter_config.json + adapter_model.safetensors, as finetune writes) applied to --model")
 }
@@ -97,7 +97,7 @@ func (e *env) matmul() (dtypes.DType, error) {
 // requireModel checks that --model was given.
 func (e *env) requireModel() error {
 	if e.model == "" {
-		return usageErrorf("--model is required (a Hugging Face model directory or a llama2.c .bin file)")
+		return usageErrorf("--model is required (a Hugging Face model directory, a llama2.c .bin or a GGUF file)")
 	}
 	return nil
 }

@@ -6,7 +6,7 @@
 // the head dimension explicitly (it is never derived as hidden/heads after loading).
 //
 // The config.json we write keeps every Hugging Face field (unknown ones are preserved verbatim) and
-// adds three documented per-layer lists:
+// adds, when the layers differ, three documented per-layer lists:
 //
 //	"num_attention_heads_per_layer": [32, 24, ...]   // query heads of layer i
 //	"num_key_value_heads_per_layer": [32, 24, ...]   // key/value heads of layer i
@@ -369,8 +369,9 @@ func (c *Config) Uniform() bool {
 	return true
 }
 
-// Marshal renders config.json: Raw's fields with the resolved values written over them, the
-// per-layer lists and head_dim always present.
+// Marshal renders config.json: Raw's fields with the resolved values written over them and head_dim
+// always present; the per-layer lists only when the layers differ (a uniform model gets a stock
+// config.json that transformers and vLLM load).
 func (c *Config) Marshal() ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -415,9 +416,16 @@ func (c *Config) Marshal() ([]byte, error) {
 	default:
 		out["eos_token_id"] = c.EOS
 	}
-	out[KeyHeadsPerLayer] = c.Heads
-	out[KeyKVHeadsPerLayer] = c.KVHeads
-	out[KeyInterPerLayer] = c.Inter
+	if c.Uniform() {
+		// A stock config.json (transformers, vLLM): the scalars say it all.
+		delete(out, KeyHeadsPerLayer)
+		delete(out, KeyKVHeadsPerLayer)
+		delete(out, KeyInterPerLayer)
+	} else {
+		out[KeyHeadsPerLayer] = c.Heads
+		out[KeyKVHeadsPerLayer] = c.KVHeads
+		out[KeyInterPerLayer] = c.Inter
+	}
 	return json.MarshalIndent(out, "", "  ")
 }
 

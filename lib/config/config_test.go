@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -88,5 +90,34 @@ func TestLlama3RopeScaling(t *testing.T) {
 	smooth := (8192/w - 1) / (4 - 1)
 	if got, want := inv[32], (1-smooth)*base(32)/8+smooth*base(32); math.Abs(got-want) > 1e-15*want {
 		t.Fatalf("inv[32] = %v, want %v", got, want)
+	}
+}
+
+// TestMarshalStockWhenUniform: a model whose layers all have the same sizes gets a stock
+// config.json (no per-layer lists; transformers and vLLM read it); a non-uniform one keeps the
+// lists; both read back to the same sizes.
+func TestMarshalStockWhenUniform(t *testing.T) {
+	for _, c := range []struct {
+		heads, inter []int
+		lists        bool
+	}{{[]int{8, 8}, []int{64, 64}, false}, {[]int{8, 4}, []int{64, 64}, true}, {[]int{8, 8}, []int{64, 32}, true}} {
+		cfg := &Config{Arch: ArchLlama, Hidden: 64, Vocab: 10, HeadDim: 8, Heads: c.heads, KVHeads: c.heads, Inter: c.inter,
+			RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositions: 32, BOS: 1}
+		data, err := cfg.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{KeyHeadsPerLayer, KeyKVHeadsPerLayer, KeyInterPerLayer} {
+			if got := strings.Contains(string(data), `"`+key+`"`); got != c.lists {
+				t.Errorf("heads %v inter %v: %s present = %v, want %v", c.heads, c.inter, key, got, c.lists)
+			}
+		}
+		back, err := Parse(data, "config.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(back.Heads, c.heads) || !slices.Equal(back.Inter, c.inter) {
+			t.Errorf("read back heads %v inter %v", back.Heads, back.Inter)
+		}
 	}
 }
