@@ -16,7 +16,8 @@ var pruneCmd = &command{
 	summary: "structurally prune a model (block / channel / layer) and save the smaller dense model",
 	synopsis: `prune --model M [--adapter DIR] --out DIR --strategy block|channel|layer --ratio R
       [--attn-layers A:B] [--mlp-layers A:B] [--keep-layers N] [--rank-layers]
-      --criterion random|l1|l2|taylor [--taylor vectorize|param_first|param_second|param_mix]
+      --criterion random|l1|l2|taylor|flap|wanda-sp [--taylor vectorize|param_first|param_second|param_mix]
+      [--structure uniform|adaptive]
       [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
       [--calib PATH | --calib-ids F.json] [--num-examples 10] [--calib-seq-len 64] [--seed 42]
       [--save-plan P.json] [--dtype f32|bf16|f16] [--force] [--json]
@@ -52,6 +53,7 @@ type pruneFlags struct {
 	shape       shapeFlags
 	out         string
 	criterion   string
+	structure   string
 	taylor      string
 	reduction   string
 	calib       string
@@ -73,7 +75,8 @@ func runPrune(e *env, args []string) error {
 	e.addShapeFlags(&f.shape)
 	fs := e.fs
 	fs.StringVar(&f.out, "out", "", "output `DIR` for the pruned model (Hugging Face layout)")
-	fs.StringVar(&f.criterion, "criterion", "", "importance `criterion`: random, l1, l2 or taylor")
+	fs.StringVar(&f.criterion, "criterion", "", "importance `criterion`: random, l1, l2, taylor, flap (FLAP's fluctuation, with bias compensation) or wanda-sp")
+	fs.StringVar(&f.structure, "structure", "", "block: how removals spread over layers (`S`): uniform (--ratio of each layer's heads/channels; default) or adaptive (FLAP's search: --ratio of all prunable attention+MLP parameters; default for --criterion flap)")
 	fs.StringVar(&f.taylor, "taylor", "", "Taylor `variant`: vectorize, param_first (default), param_second or param_mix (needs --criterion taylor)")
 	fs.StringVar(&f.reduction, "reduction", "", "group `reduction`: sum (Taylor default), mean (l1/l2 default), max, prod or first")
 	fs.StringVar(&f.calib, "calib", "", "calibration text `file` (documents separated by blank lines)")
@@ -178,7 +181,7 @@ func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Plan, erro
 }
 
 // planExclusive are the flags that choose or score a selection: --plan replaces them all.
-var planExclusive = []string{"strategy", "ratio", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
+var planExclusive = []string{"strategy", "ratio", "structure", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
 	"iterative-steps", "round-to", "criterion", "taylor", "reduction", "calib", "calib-ids", "num-examples", "calib-seq-len", "seed"}
 
 // loadPlan reads --plan, refusing the selection flags it replaces.
@@ -215,7 +218,7 @@ func (f *pruneFlags) options(ratioGiven bool) (prune.Options, error) {
 	imp := importance.Options{Seed: f.seed}
 	if f.criterion == "" {
 		if opts.Strategy != prune.Layer {
-			return opts, usageErrorf("--criterion is required for %s pruning (random, l1, l2 or taylor)", opts.Strategy)
+			return opts, usageErrorf("--criterion is required for %s pruning (random, l1, l2, taylor, flap or wanda-sp)", opts.Strategy)
 		}
 	} else if imp.Criterion, err = importance.ParseCriterion(f.criterion); err != nil {
 		return opts, usageErrorf("--criterion: %v", err)
@@ -229,9 +232,32 @@ func (f *pruneFlags) options(ratioGiven bool) (prune.Options, error) {
 	if imp.Reduction, err = importance.ParseReduction(f.reduction); err != nil {
 		return opts, usageErrorf("--reduction: %v", err)
 	}
-	needsCalib := (imp.Criterion == importance.Taylor && f.criterion != "") || (opts.Strategy == prune.Layer && opts.RankLayers)
+	if f.structure != "" {
+		if opts.Structure, err = prune.ParseStructure(f.structure); err != nil {
+			return opts, usageErrorf("--structure: %v", err)
+		}
+		if opts.Strategy != prune.Block {
+			return opts, usageErrorf("--structure applies to --strategy block, not %s", opts.Strategy)
+		}
+		if opts.Structure == prune.Adaptive && imp.Criterion != importance.FLAP {
+			return opts, usageErrorf("--structure adaptive needs --criterion flap (scores standardized per layer), not %q", f.criterion)
+		}
+	} else if imp.Criterion == importance.FLAP && f.criterion != "" && opts.Strategy == prune.Block && !opts.Global {
+		opts.Structure = prune.Adaptive
+	}
+	forwardOnly := imp.Criterion == importance.FLAP || imp.Criterion == importance.WandaSP
+	if forwardOnly && f.criterion != "" && opts.Strategy != prune.Block {
+		return opts, usageErrorf("--criterion %s scores heads and MLP channels: it needs --strategy block, not %s", f.criterion, opts.Strategy)
+	}
+	if forwardOnly && f.criterion != "" && opts.IterativeSteps > 1 {
+		return opts, usageErrorf("--criterion %s prunes in one step (--iterative-steps %d)", f.criterion, opts.IterativeSteps)
+	}
+	if forwardOnly && f.reduction != "" {
+		return opts, usageErrorf("--reduction %s: --criterion %s has its own group reduction", f.reduction, f.criterion)
+	}
+	needsCalib := ((imp.Criterion == importance.Taylor || forwardOnly) && f.criterion != "") || (opts.Strategy == prune.Layer && opts.RankLayers)
 	if needsCalib && f.calib == "" && f.calibIDs == "" {
-		return opts, usageErrorf("--criterion taylor and --rank-layers need calibration data: give --calib PATH or --calib-ids F.json")
+		return opts, usageErrorf("--criterion taylor/flap/wanda-sp and --rank-layers need calibration data: give --calib PATH or --calib-ids F.json")
 	}
 	opts.Importance = imp
 	return opts, nil

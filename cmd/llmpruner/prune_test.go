@@ -41,6 +41,12 @@ func TestPruneBadInputWritesNothing(t *testing.T) {
 		{"unknown reduction", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--reduction", "median"}, 2, []string{"--reduction", "median"}},
 		{"keep more layers than exist", []string{"--strategy", "layer", "--keep-layers", "9"}, 1, []string{"--keep-layers 9", "5 layers"}},
 		{"no strategy", []string{"--ratio", "0.2", "--criterion", "l2"}, 2, []string{"--strategy is required"}},
+		{"adaptive without flap", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--structure", "adaptive"}, 2, []string{"--structure adaptive", "--criterion flap"}},
+		{"unknown structure", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--structure", "zigzag"}, 2, []string{"--structure", "zigzag"}},
+		{"flap channel-wise", []string{"--strategy", "channel", "--ratio", "0.2", "--criterion", "flap", "--calib", calib}, 2, []string{"--criterion flap", "--strategy block"}},
+		{"flap without calibration", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "flap"}, 2, []string{"--calib"}},
+		{"wanda-sp iterative", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "wanda-sp", "--calib", calib, "--iterative-steps", "2"}, 2, []string{"wanda-sp", "--iterative-steps"}},
+		{"flap with reduction", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "flap", "--calib", calib, "--reduction", "max"}, 2, []string{"--reduction", "flap"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			expectFailure(t, runCLI(t, append(slices.Clone(base), tc.args...)...), tc.code, tc.want...)
@@ -192,4 +198,43 @@ func TestPruneSavePlanReplays(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPruneFLAPReloads prunes stories260K with FLAP (adaptive structure, bias compensation): the
+// output has attention_bias/mlp_bias, reloads, and its parameter count is what the plan says.
+func TestPruneFLAPReloads(t *testing.T) {
+	model := stories260K(t)
+	calib := dataPath(t, "text/tinystories/tinystories_val_head.txt")
+	dir := t.TempDir()
+	out, plan := filepath.Join(dir, "flap"), filepath.Join(dir, "plan.json")
+	mustSucceed(t, "prune", "--model", model, "--out", out, "--strategy", "block", "--ratio", "0.3",
+		"--criterion", "flap", "--calib", calib, "--num-examples", "16", "--save-plan", plan)
+	raw, err := os.ReadFile(filepath.Join(out, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		AttnBias bool  `json:"attention_bias"`
+		MLPBias  bool  `json:"mlp_bias"`
+		Inter    []int `json:"intermediate_size_per_layer"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.AttnBias || !cfg.MLPBias {
+		t.Errorf("FLAP output config: attention_bias %v, mlp_bias %v; want both true", cfg.AttnBias, cfg.MLPBias)
+	}
+	var p struct {
+		After int64 `json:"params_after"`
+	}
+	raw, _ = os.ReadFile(plan)
+	_ = json.Unmarshal(raw, &p)
+	var info modelInfo
+	if err := json.Unmarshal([]byte(mustSucceed(t, "info", "--model", out, "--json").stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Params != p.After {
+		t.Errorf("reloaded FLAP model has %d parameters, the plan says %d", info.Params, p.After)
+	}
+	t.Logf("FLAP 0.3: %d parameters, MLP widths %v", info.Params, cfg.Inter)
 }

@@ -1,5 +1,8 @@
-// Package importance scores pruning groups (package groups): random, weight magnitude (l1, l2) and
-// first/second-order Taylor expansions of the next-token loss, with gradients from GoMLX autodiff.
+// Package importance scores pruning groups (package groups): random, weight magnitude (l1, l2),
+// first/second-order Taylor expansions of the next-token loss, with gradients from GoMLX autodiff,
+// and two forward-only activation criteria on the output projections' inputs (CollectInputStats):
+// FLAP's fluctuation (FLAPEstimator, with its bias compensation) and Wanda-sp (WandaSPEstimator).
+// The rest of this comment describes the weight-based criteria (random, l1, l2, Taylor).
 //
 // Every estimator first computes a salience vector per (tensor, axis) that a group member cuts:
 // one number per row or column of a [out, in] weight, per element of an RMSNorm weight, per column of
@@ -49,14 +52,18 @@ const (
 	L2
 	// Taylor is the first/second-order Taylor expansion of the calibration loss (see TaylorMode).
 	Taylor
+	// FLAP is FLAP's fluctuation criterion, standardized per layer (FLAPEstimator; forward only).
+	FLAP
+	// WandaSP is Wanda's structured variant |W|·‖X_j‖₂ (WandaSPEstimator; forward only).
+	WandaSP
 )
 
-var criterionNames = []string{"random", "l1", "l2", "taylor"}
+var criterionNames = []string{"random", "l1", "l2", "taylor", "flap", "wanda-sp"}
 
 // String is the CLI name.
 func (c Criterion) String() string { return nameOf(criterionNames, int(c)) }
 
-// ParseCriterion reads random | l1 | l2 | taylor.
+// ParseCriterion reads random | l1 | l2 | taylor | flap | wanda-sp.
 func ParseCriterion(s string) (Criterion, error) {
 	i, err := parse("criterion", criterionNames, s)
 	return Criterion(i), err
@@ -141,8 +148,8 @@ type Options struct {
 	Reduction Reduction
 	// Seed of the Random criterion.
 	Seed int64
-	// Calibration holds the token ids of the calibration samples [N][L] (Taylor only; all rows the
-	// same length). The first-order gradient is taken over all N at once, as the original.
+	// Calibration holds the token ids of the calibration samples [N][L] (Taylor, FLAP, Wanda-sp; all
+	// rows the same length). Taylor's first-order gradient is taken over all N at once, as the original.
 	Calibration [][]int
 }
 
@@ -173,13 +180,24 @@ func New(opts Options) (Estimator, error) {
 			mode = ParamFirst
 		}
 		return &TaylorEstimator{Mode: mode, Reduction: red, Calibration: opts.Calibration}, nil
+	case FLAP, WandaSP:
+		if red != DefaultReduction {
+			return nil, errors.Errorf("importance: %s has its own group reduction (reduction %s is for random, l1, l2 and taylor)", opts.Criterion, red)
+		}
+		if err := checkCalibration(opts.Calibration); err != nil {
+			return nil, err
+		}
+		if opts.Criterion == FLAP {
+			return &FLAPEstimator{Calibration: opts.Calibration}, nil
+		}
+		return &WandaSPEstimator{Calibration: opts.Calibration}, nil
 	}
 	return nil, errors.Errorf("importance: unknown criterion %d", opts.Criterion)
 }
 
 func checkCalibration(calib [][]int) error {
 	if len(calib) == 0 {
-		return errors.New("importance: Taylor needs calibration samples (none given)")
+		return errors.New("importance: the criterion needs calibration samples (none given)")
 	}
 	for i, row := range calib {
 		if len(row) < 2 {

@@ -193,7 +193,7 @@ func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][
 			if err != nil {
 				return nil, errors.Wrapf(err, "reading %s.bias", a.module)
 			}
-			if cur, err = ToFloat64(t); err != nil {
+			if cur, err = models.ToFloat64(t); err != nil {
 				return nil, errors.WithMessagef(err, "%s.bias", a.module)
 			}
 			dt = t.DType()
@@ -201,7 +201,7 @@ func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][
 		for i, x := range a.vec {
 			cur[i] += x
 		}
-		t, err := FromFloat64(cur, dt, a.size)
+		t, err := models.FromFloat64(cur, dt, a.size)
 		if err != nil {
 			return nil, errors.WithMessagef(err, "%s.bias", a.module)
 		}

@@ -77,6 +77,40 @@ func ParseStrategy(s string) (Strategy, error) {
 	return 0, errors.Errorf("unknown strategy %q (valid: %s)", s, strings.Join(strategyNames, ", "))
 }
 
+// Structure is how Block pruning distributes the removals over layers.
+type Structure int
+
+const (
+	// Uniform removes Ratio of each layer's heads and MLP channels (LLM-Pruner's local pruning;
+	// FLAP's UL-UM), or with Global of all of them ranked together.
+	Uniform Structure = iota
+	// Adaptive is FLAP's AL-AM: heads and MLP channels of all Block layers ranked on one scale,
+	// each weighted by its parameter count, removing Ratio of the prunable attention and MLP
+	// parameters; layers lose different fractions. Needs scores that compare across layers and
+	// module types (criterion flap, standardized per layer).
+	Adaptive
+)
+
+var structureNames = []string{"uniform", "adaptive"}
+
+// String is the CLI name.
+func (s Structure) String() string {
+	if s >= 0 && int(s) < len(structureNames) {
+		return structureNames[s]
+	}
+	return fmt.Sprintf("Structure(%d)", int(s))
+}
+
+// ParseStructure reads uniform | adaptive.
+func ParseStructure(s string) (Structure, error) {
+	for i, n := range structureNames {
+		if n == s {
+			return Structure(i), nil
+		}
+	}
+	return 0, errors.Errorf("unknown structure %q (valid: %s)", s, strings.Join(structureNames, ", "))
+}
+
 // Range is a half-open layer range [Start, End), like the original's
 // --block_attention_layer_start/end.
 type Range struct{ Start, End int }
@@ -116,6 +150,9 @@ type Options struct {
 	RankLayers bool
 	// Global ranks all head and MLP groups of all Block families on one scale (one threshold).
 	Global bool
+	// Structure distributes Block removals: Uniform (default) or Adaptive (FLAP's search; then
+	// Ratio is the fraction of the prunable attention and MLP parameters removed).
+	Structure Structure
 	// IterativeSteps is the number of pruning steps (0 = 1).
 	IterativeSteps int
 	// RoundTo makes every family keep a multiple of RoundTo channels (root channels: q rows for
@@ -166,6 +203,31 @@ func (o *Options) Validate(cfg *config.Config) error {
 	if imp.Taylor != importance.DefaultTaylor && imp.Criterion != importance.Taylor {
 		return errors.Errorf("--taylor %s needs --criterion taylor (criterion is %s)", imp.Taylor, imp.Criterion)
 	}
+	if o.Structure != Uniform {
+		switch {
+		case o.Structure != Adaptive:
+			return errors.Errorf("unknown structure %d", o.Structure)
+		case o.Strategy != Block:
+			return errors.Errorf("the adaptive structure applies to block-wise pruning, not %s", o.Strategy)
+		case imp.Criterion != importance.FLAP:
+			return errors.Errorf("the adaptive structure ranks heads and MLP channels of all layers on one scale: it needs scores standardized per layer (criterion flap), not %s", imp.Criterion)
+		case o.Global:
+			return errors.New("the adaptive structure and global pruning are two different rankings; choose one")
+		case o.steps() > 1:
+			return errors.Errorf("the adaptive structure selects in one step (iterative steps %d)", o.IterativeSteps)
+		}
+	}
+	if (imp.Criterion == importance.FLAP || imp.Criterion == importance.WandaSP) && o.Strategy != Layer {
+		if o.Strategy != Block {
+			return errors.Errorf("criterion %s scores attention heads and MLP channels (block strategy), not %s", imp.Criterion, o.Strategy)
+		}
+		if o.steps() > 1 {
+			return errors.Errorf("criterion %s prunes in one step (iterative steps %d)", imp.Criterion, o.IterativeSteps)
+		}
+		if imp.Reduction != importance.DefaultReduction {
+			return errors.Errorf("criterion %s has its own group reduction (reduction %s is for random, l1, l2 and taylor)", imp.Criterion, imp.Reduction)
+		}
+	}
 	if o.Global && o.Strategy != Block {
 		return errors.Errorf("--global applies to block-wise pruning, not %s", o.Strategy)
 	}
@@ -209,8 +271,8 @@ func (o *Options) checkSampler() error {
 	if o.Strategy == Layer && o.RankLayers {
 		return errors.New("ranked layer pruning measures the loss: it needs calibration samples (--calib or --calib-ids)")
 	}
-	if o.Strategy != Layer && o.Importance.Criterion == importance.Taylor {
-		return errors.New("--criterion taylor needs calibration samples (--calib or --calib-ids)")
+	if c := o.Importance.Criterion; o.Strategy != Layer && (c == importance.Taylor || c == importance.FLAP || c == importance.WandaSP) {
+		return errors.Errorf("criterion %s needs calibration samples (a Sampler)", c)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func score(m *models.Model, o *Options, k int) (*Scores, error) {
 		return nil, err
 	}
 	impOpts := o.Importance
-	if impOpts.Criterion == importance.Taylor {
+	if c := impOpts.Criterion; c == importance.Taylor || c == importance.FLAP || c == importance.WandaSP {
 		if impOpts.Calibration, err = o.Sampler(k); err != nil {
 			return nil, errors.WithMessagef(err, "calibration samples for step %d", k)
 		}
@@ -102,6 +102,9 @@ func score(m *models.Model, o *Options, k int) (*Scores, error) {
 		return nil, errors.WithMessagef(err, "step %d", k)
 	}
 	s := &Scores{Heads: make([][]float64, L), MLP: make([][]float64, L)}
+	if f, ok := est.(*importance.FLAPEstimator); ok {
+		s.Compensate = f.Compensation(m)
+	}
 	for i, f := range fams {
 		switch f.Kind {
 		case groups.Head:

@@ -100,13 +100,13 @@ func TestSelectThenApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp := func(l int, kv, mlp []int) ([]float64, []float64) {
+	comp := func(l int, kv, mlp []int) ([]float64, []float64, error) {
 		ob, db := make([]float64, cfg.Hidden), make([]float64, cfg.Hidden)
 		for i := range ob {
 			ob[i] = float64(l*100+len(kv)) + float64(i)/8
 			db[i] = -float64(l*10+len(mlp)) - float64(i)/16
 		}
-		return ob, db
+		return ob, db, nil
 	}
 	s.Compensate = comp
 	plan, err := Select(m.Config, s, o)

@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"math"
 	"sort"
 
 	"github.com/llmpruner/llmpruner/lib/config"
@@ -24,7 +25,7 @@ type Scores struct {
 // BiasFunc returns the bias to add to layer l's o_proj (heads removed) and down_proj (MLP channels
 // removed), given the removed kv heads and MLP channels of that layer (indices of the scored
 // model); nil slices mean no change.
-type BiasFunc func(l int, removedKV, removedMLP []int) (oBias, downBias []float64)
+type BiasFunc func(l int, removedKV, removedMLP []int) (oBias, downBias []float64, err error)
 
 // Select chooses what to remove from a model of config cfg, by scores, as opts says, and returns the
 // Plan (nothing is modified). One step only: IterativeSteps > 1 rescoring between steps is Prune's.
@@ -111,6 +112,8 @@ func selectStep(t *tracker, cur *config.Config, s *Scores, o *Options, k int) (*
 	target := stepTarget(o.Ratio, k, o.steps())
 	removeUnits := make([][]int, len(sets))
 	switch {
+	case o.Structure == Adaptive:
+		removeUnits = adaptiveThreshold(cur, sets, o.Ratio)
 	case o.Global:
 		initTotal := 0
 		all := make([][]float64, len(sets))
@@ -149,8 +152,16 @@ func selectStep(t *tracker, cur *config.Config, s *Scores, o *Options, k int) (*
 			if len(r.heads[l]) == 0 && len(r.mlp[l]) == 0 {
 				continue
 			}
-			ob, db := s.Compensate(l, r.heads[l], r.mlp[l])
-			r.oBias[l], r.downBias[l] = ob, db
+			ob, db, err := s.Compensate(l, r.heads[l], r.mlp[l])
+			if err != nil {
+				return nil, errors.WithMessagef(err, "bias compensation of layer %d", l)
+			}
+			if ob != nil {
+				r.oBias[l] = ob
+			}
+			if db != nil {
+				r.downBias[l] = db
+			}
 			t.oBias[t.layers[l]] = addVec(t.oBias[t.layers[l]], ob)
 			t.downBias[t.layers[l]] = addVec(t.downBias[t.layers[l]], db)
 		}
@@ -185,6 +196,78 @@ func blockSets(t *tracker, cur *config.Config, s *Scores, o *Options) ([]unitSet
 		}
 	}
 	return sets, nil
+}
+
+// adaptiveThreshold is FLAP's adaptive structure search (AL-AM) over the unit sets: all head groups
+// and MLP channels ranked together by score (descending), each weighted by its parameters relative
+// to one MLP channel's; the threshold is the score where the running weight is closest to
+// total·(1 − ratio), and a unit stays when its score is strictly greater. FLAP may empty a layer;
+// here each set keeps its best unit (an attention-free or MLP-free layer is not representable).
+func adaptiveThreshold(cfg *config.Config, sets []unitSet, ratio float64) [][]int {
+	type unit struct {
+		score, weight float64
+	}
+	var all []unit
+	for _, u := range sets {
+		w := 1.0
+		if u.kind == groups.Head {
+			w = float64(headGroupParams(cfg, u.layer)) / float64(mlpChannelParams(cfg))
+		}
+		for _, x := range u.scores {
+			all = append(all, unit{x, w})
+		}
+	}
+	remove := make([][]int, len(sets))
+	if len(all) == 0 {
+		return remove
+	}
+	sort.SliceStable(all, func(a, b int) bool { return all[a].score > all[b].score })
+	total := 0.0
+	for _, x := range all {
+		total += x.weight
+	}
+	goal := total * (1 - ratio)
+	best, bestDiff, cum := 0, math.Inf(1), 0.0
+	for i, x := range all {
+		cum += x.weight
+		if d := math.Abs(cum - goal); d < bestDiff {
+			best, bestDiff = i, d
+		}
+	}
+	thr := all[best].score
+	for i, u := range sets {
+		for j, x := range u.scores {
+			if !(x > thr) {
+				remove[i] = append(remove[i], j)
+			}
+		}
+		if len(remove[i]) >= len(u.scores) {
+			remove[i] = lowest(u.scores, len(u.scores)-1)
+		}
+	}
+	return remove
+}
+
+// headGroupParams is the parameter count of one head group of layer l (a kv head with its query
+// heads: q, k, v rows and o columns, with their biases).
+func headGroupParams(cfg *config.Config, l int) int64 {
+	nRep := int64(cfg.Heads[l] / cfg.KVHeads[l])
+	HD, D := int64(cfg.HeadDim), int64(cfg.Hidden)
+	p := (2*nRep + 2) * HD * D
+	if cfg.AttnBias {
+		p += (nRep + 2) * HD
+	}
+	return p
+}
+
+// mlpChannelParams is the parameter count of one MLP channel (gate and up rows, down column, and
+// the gate/up bias elements).
+func mlpChannelParams(cfg *config.Config) int64 {
+	p := 3 * int64(cfg.Hidden)
+	if cfg.MLPBias {
+		p += 2
+	}
+	return p
 }
 
 func lenAt(v [][]float64, i int) int {

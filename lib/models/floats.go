@@ -1,4 +1,4 @@
-package prune
+package models
 
 import (
 	"github.com/gomlx/compute/dtypes"
@@ -80,4 +80,22 @@ func FromFloat64(v []float64, dt dtypes.DType, dims ...int) (*tensors.Tensor, er
 		return nil, err
 	}
 	return out, nil
+}
+
+// WeightFloat64 returns the store tensor hfName as a flat float64 slice (row-major) and its
+// dimensions.
+func (m *Model) WeightFloat64(hfName string) ([]float64, []int, error) {
+	v := m.Store.GetVariable(VarPath(hfName))
+	if v == nil {
+		return nil, nil, errors.Errorf("model has no tensor %s", hfName)
+	}
+	t, err := v.Value()
+	if err != nil {
+		return nil, nil, errors.Wrapf(err, "reading %s", hfName)
+	}
+	data, err := ToFloat64(t)
+	if err != nil {
+		return nil, nil, errors.WithMessage(err, hfName)
+	}
+	return data, t.Shape().Dimensions, nil
 }

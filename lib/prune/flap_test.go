@@ -1,0 +1,175 @@
+package prune
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/llmpruner/llmpruner/lib/data"
+	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
+	"github.com/llmpruner/llmpruner/lib/importance"
+	"github.com/llmpruner/llmpruner/lib/internal/testdata"
+	"github.com/llmpruner/llmpruner/lib/models"
+)
+
+// flapReference is scripts/flap_ref.py's output.
+type flapReference struct {
+	Threshold float64 `json:"threshold"`
+	Layers    []struct {
+		Layer           int       `json:"layer"`
+		KVHeadsKept     []int     `json:"kv_heads_kept"`
+		MLPChannelsKept []int     `json:"mlp_channels_kept"`
+		OProjBias       []float64 `json:"o_proj_bias"`
+		DownProjBias    []float64 `json:"down_proj_bias"`
+		HeadScores      []float64 `json:"head_scores"`
+		MLPScores       []float64 `json:"mlp_scores"`
+		WandaHeadScores []float64 `json:"wanda_head_scores"`
+		WandaMLPScores  []float64 `json:"wanda_mlp_scores"`
+	} `json:"layers"`
+}
+
+// torchPython returns a Python interpreter that can import torch, or "".
+func torchPython() string {
+	for _, p := range []string{os.Getenv("PYTHON"), "python3", "/usr/bin/python3"} {
+		if p != "" && exec.Command(p, "-c", "import torch").Run() == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// runFLAPReference runs scripts/flap_ref.py on model dir with the calibration ids and ratio.
+func runFLAPReference(t *testing.T, dir string, calib [][]int, ratio float64) *flapReference {
+	t.Helper()
+	py := torchPython()
+	if py == "" {
+		if os.Getenv("LLMPRUNER_REQUIRE_TORCH") == "1" {
+			t.Fatal("python3 with torch is required (LLMPRUNER_REQUIRE_TORCH=1)")
+		}
+		t.Skip("python3 with torch is not installed; skipping the FLAP reference check")
+	}
+	tmp := t.TempDir()
+	ids, _ := json.Marshal(calib)
+	idsPath, out := filepath.Join(tmp, "calib.json"), filepath.Join(tmp, "ref.json")
+	if err := os.WriteFile(idsPath, ids, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join("..", "..", "scripts", "flap_ref.py")
+	if b, err := exec.Command(py, script, dir, idsPath, jsonFloat(ratio), out).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, b)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref flapReference
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return &ref
+}
+
+func jsonFloat(x float64) string { b, _ := json.Marshal(x); return string(b) }
+
+// maxRel is max |a−b| / max(|b|, floor) over the elements.
+func maxRel(a, b []float64, floor float64) float64 {
+	d := 0.0
+	for i := range b {
+		d = math.Max(d, math.Abs(a[i]-b[i])/math.Max(math.Abs(b[i]), floor))
+	}
+	return d
+}
+
+// TestFLAPMatchesReference prunes stories260K with FLAP (adaptive structure, bias compensation) and
+// compares with an independent PyTorch implementation of FLAP's computation
+// (scripts/flap_ref.py): the same kept kv heads and MLP channels in every layer, biases within 1e-5,
+// standardized scores (order 1) within 1e-4; Wanda-sp's scores are checked against the same script.
+func TestFLAPMatchesReference(t *testing.T) {
+	dir := testdata.GoldenPath(t, "stories260K-hf")
+	load := func() *models.Model {
+		m, err := models.Load(groupstest.Backend(t), dir, models.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := load()
+	text, err := data.ReadText(testdata.Path(t, "text/tinystories/tinystories_val_head.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib, err := data.CalibrationSamples(m.Tokenizer, text[len(text)/2:], 16, 64, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ratio = 0.3
+	ref := runFLAPReference(t, dir, calib, ratio)
+	opts := Options{Strategy: Block, Ratio: ratio, Structure: Adaptive, Importance: importance.Options{Criterion: importance.FLAP},
+		Sampler: func(int) ([][]int, error) { return calib, nil }}
+	plan, err := Prune(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worstBias, worstScore := 0.0, 0.0
+	headsGone, widths := 0, map[int]bool{}
+	for l, r := range ref.Layers {
+		lp := plan.Layers[l]
+		headsGone += 4 - len(lp.KVHeadsKept)
+		widths[len(lp.MLPChannelsKept)] = true
+		if len(r.KVHeadsKept) == 0 || len(r.MLPChannelsKept) == 0 {
+			t.Fatalf("the reference empties layer %d (FLAP allows it, llmpruner keeps one unit): choose another ratio", l)
+		}
+		if !slices.Equal(lp.KVHeadsKept, r.KVHeadsKept) {
+			t.Errorf("layer %d kv heads kept %v, reference %v", l, lp.KVHeadsKept, r.KVHeadsKept)
+		}
+		if !slices.Equal(lp.MLPChannelsKept, r.MLPChannelsKept) {
+			t.Errorf("layer %d MLP channels kept %d %v, reference %d %v", l, len(lp.MLPChannelsKept), lp.MLPChannelsKept, len(r.MLPChannelsKept), r.MLPChannelsKept)
+		}
+		for _, pair := range [][2][]float64{{lp.OProjBias, r.OProjBias}, {lp.DownProjBias, r.DownProjBias}} {
+			got, want := pair[0], pair[1]
+			if got == nil {
+				got = make([]float64, len(want))
+			}
+			for i := range want {
+				worstBias = math.Max(worstBias, math.Abs(got[i]-want[i]))
+			}
+		}
+		worstScore = math.Max(worstScore, maxRel(lp.KVHeadScores, r.HeadScores, 1))
+		worstScore = math.Max(worstScore, maxRel(lp.MLPScores, r.MLPScores, 1))
+	}
+	if headsGone == 0 || len(widths) < 2 {
+		t.Errorf("the test should exercise head removal and adaptive widths: %d kv heads removed, MLP widths %v", headsGone, widths)
+	}
+	t.Logf("FLAP vs reference: params %d → %d, max |Δbias| %.2e, max |Δscore| %.2e (relative above 1)", plan.ParamsBefore, plan.ParamsAfter, worstBias, worstScore)
+	if worstBias > 1e-5 {
+		t.Errorf("biases differ from the reference by up to %.2e (limit 1e-5)", worstBias)
+	}
+	if worstScore > 1e-4 {
+		t.Errorf("standardized scores differ from the reference by up to %.2e (limit 1e-4)", worstScore)
+	}
+	// The pruned model carries the biases: its forward equals the saved-and-reloaded one's.
+	if !m.Config.AttnBias || !m.Config.MLPBias {
+		t.Errorf("pruned config has attention_bias=%v mlp_bias=%v, want both", m.Config.AttnBias, m.Config.MLPBias)
+	}
+
+	// Wanda-sp's scores from the same statistics.
+	w := load()
+	s, err := Score(w, Options{Strategy: Block, Ratio: ratio, Importance: importance.Options{Criterion: importance.WandaSP},
+		Sampler: func(int) ([][]int, error) { return calib, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for l, r := range ref.Layers {
+		worst = math.Max(worst, maxRel(s.Heads[l], r.WandaHeadScores, 1e-6))
+		worst = math.Max(worst, maxRel(s.MLP[l], r.WandaMLPScores, 1e-6))
+	}
+	t.Logf("Wanda-sp vs reference: max relative Δscore %.2e", worst)
+	if worst > 1e-4 {
+		t.Errorf("Wanda-sp scores differ from the reference by up to %.2e relative (limit 1e-4)", worst)
+	}
+}

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Independent plain-PyTorch reference of FLAP's pruning computation, for llmpruner's parity test
+(lib/prune TestFLAPMatchesReference). Written from the FLAP paper (An et al., AAAI 2024) and the
+description of its public code in /work/shared/notes/flap-reference.md; it shares no code with
+llmpruner.
+
+For a LLaMA-family model (config.json + float32 model.safetensors) and calibration token ids it:
+  1. runs the decoder layers one at a time in FLAP's order: each layer sees the dense outputs of the
+     previous layer, one calibration sample (batch of 1) at a time, and hooks the inputs of o_proj and
+     down_proj into FLAP's running statistics (baseline = mean, fluc = FLAP's fluctuation estimator,
+     reproduced literally, including its aliased "old" mean);
+  2. scores with WIFV: fluc_j * sum_i W[i, j]^2 (o_proj scores squared again);
+  3. runs the AL-AM structure search: per-layer standardization (unbiased std), head (GQA: kv-head
+     group) score = mean of its channels' standardized scores, heads weighted by their parameter count
+     over one MLP channel's, threshold where the running weight is closest to total*(1-ratio), keep
+     when strictly greater;
+  4. computes the bias compensation (baseline * removed) @ W^T for o_proj and down_proj.
+It also reports Wanda-sp's channel scores (mean_i |W[i, j]| * sqrt(mean over samples of sum_t x_j^2)).
+The forward pass is float32 like llmpruner's; the statistics are accumulated in float64.
+
+usage: flap_ref.py MODEL_DIR CALIB_IDS.json RATIO OUT.json
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+
+DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        buf = bytearray(data[8 + n + a : 8 + n + b])
+        out[name] = torch.frombuffer(buf, dtype=DTYPES[e["dtype"]]).reshape(e["shape"]).clone().float()
+    return out
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
+
+
+class Stats:
+    """FLAP's per-channel running statistics of one projection input, updated per sample."""
+
+    def __init__(self, c):
+        self.n = 0
+        self.baseline = torch.zeros(c, dtype=torch.float64)
+        self.fluc = torch.zeros(c, dtype=torch.float64)
+        self.sumsq = torch.zeros(c, dtype=torch.float64)
+
+    def add(self, x):  # x: [T, C] float32 of one sample
+        x = x.double().t()  # [C, T]
+        old = self.baseline  # the same tensor: the in-place updates below change it too
+        self.baseline *= self.n / (self.n + 1)
+        self.baseline += x.mean(dim=1) / (self.n + 1)
+        if self.n == 0:
+            self.fluc = torch.zeros_like(self.fluc)
+        else:
+            self.fluc *= (self.n - 1) / self.n
+            self.fluc += ((x - self.baseline[:, None]) * (x - old[:, None])).sum(dim=1) / (self.n + 1)
+        self.sumsq += x.pow(2).sum(dim=1)
+        self.n += 1
+
+
+def main():
+    model_dir, calib_path, ratio, out_path = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    W = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    calib = json.load(open(calib_path))
+    D, L = cfg["hidden_size"], cfg["num_hidden_layers"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads", H)
+    HD = cfg.get("head_dim", D // H)
+    I = cfg["intermediate_size"]
+    eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
+    rep = H // KV
+    T = len(calib[0])
+
+    inv = 1.0 / (theta ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD))
+    ang = torch.outer(torch.arange(T).float(), inv)
+    emb = torch.cat([ang, ang], dim=-1)
+    cos, sin = emb.cos(), emb.sin()  # [T, HD]
+    causal = torch.full((T, T), float("-inf")).triu(1)
+
+    def p(l, name):
+        return W[f"model.layers.{l}.{name}"]
+
+    inps = [W["model.embed_tokens.weight"][torch.tensor(ids)] for ids in calib]  # each [T, D]
+    attn_stats, mlp_stats = [], []
+    for l in range(L):
+        sa, sm = Stats(H * HD), Stats(I)
+        outs = []
+        for x in inps:  # one sample at a time, in order
+            h = rms_norm(x, p(l, "input_layernorm.weight"), eps)
+            q = (h @ p(l, "self_attn.q_proj.weight").t()).view(T, H, HD).transpose(0, 1)
+            k = (h @ p(l, "self_attn.k_proj.weight").t()).view(T, KV, HD).transpose(0, 1)
+            v = (h @ p(l, "self_attn.v_proj.weight").t()).view(T, KV, HD).transpose(0, 1)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(rep, dim=0), v.repeat_interleave(rep, dim=0)
+            a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HD) + causal, dim=-1) @ v  # [H, T, HD]
+            a = a.transpose(0, 1).reshape(T, H * HD)
+            sa.add(a)
+            x = x + a @ p(l, "self_attn.o_proj.weight").t()
+            h = rms_norm(x, p(l, "post_attention_layernorm.weight"), eps)
+            act = torch.nn.functional.silu(h @ p(l, "mlp.gate_proj.weight").t()) * (h @ p(l, "mlp.up_proj.weight").t())
+            sm.add(act)
+            outs.append(x + act @ p(l, "mlp.down_proj.weight").t())
+        attn_stats.append(sa)
+        mlp_stats.append(sm)
+        inps = outs  # the dense outputs feed the next layer
+
+    def std(x):
+        return (x - x.mean(dim=1, keepdim=True)) / x.std(dim=1, keepdim=True)  # unbiased, as torch.std
+
+    attn_metric, mlp_metric, wanda_attn, wanda_mlp = [], [], [], []
+    N = len(calib)
+    for l in range(L):
+        wo, wd = p(l, "self_attn.o_proj.weight").double(), p(l, "mlp.down_proj.weight").double()
+        attn_metric.append((attn_stats[l].fluc * wo.pow(2).sum(dim=0)) ** 2)
+        mlp_metric.append(mlp_stats[l].fluc * wd.pow(2).sum(dim=0))
+        wanda_attn.append((wo.abs() * torch.sqrt(attn_stats[l].sumsq / N)[None, :]).mean(dim=0))
+        wanda_mlp.append((wd.abs() * torch.sqrt(mlp_stats[l].sumsq / N)[None, :]).mean(dim=0))
+    attn = std(torch.stack(attn_metric)).reshape(L, KV, rep * HD).mean(dim=2)  # [L, KV]
+    mlp = std(torch.stack(mlp_metric))  # [L, I]
+
+    head_weight = (2 * rep + 2) * HD * D / (3.0 * D)
+    scores = torch.cat([attn.reshape(-1), mlp.reshape(-1)])
+    weights = torch.cat([torch.full((attn.numel(),), head_weight, dtype=torch.float64), torch.ones(mlp.numel(), dtype=torch.float64)])
+    order = torch.sort(scores, descending=True, stable=True).indices
+    cum = torch.cumsum(weights[order], 0)
+    thr = scores[order][torch.argmin(torch.abs(cum - weights.sum() * (1 - ratio)))]
+    attn_keep, mlp_keep = attn > thr, mlp > thr
+
+    layers = []
+    for l in range(L):
+        ch_keep = attn_keep[l].repeat_interleave(rep * HD)
+        wo, wd = p(l, "self_attn.o_proj.weight").double(), p(l, "mlp.down_proj.weight").double()
+        layers.append({
+            "layer": l,
+            "kv_heads_kept": torch.nonzero(attn_keep[l]).flatten().tolist(),
+            "mlp_channels_kept": torch.nonzero(mlp_keep[l]).flatten().tolist(),
+            "o_proj_bias": ((attn_stats[l].baseline * ~ch_keep) @ wo.t()).tolist(),
+            "down_proj_bias": ((mlp_stats[l].baseline * ~mlp_keep[l]) @ wd.t()).tolist(),
+            "head_scores": attn[l].tolist(),
+            "mlp_scores": mlp[l].tolist(),
+            "wanda_head_scores": wanda_attn[l].reshape(KV, rep * HD).sum(dim=1).tolist(),
+            "wanda_mlp_scores": wanda_mlp[l].tolist(),
+        })
+    json.dump({"threshold": thr.item(), "layers": layers}, open(out_path, "w"))
+
+
+if __name__ == "__main__":
+    main()
