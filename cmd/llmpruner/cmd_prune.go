@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/llmpruner/llmpruner/lib/data"
@@ -17,7 +18,7 @@ var pruneCmd = &command{
 	synopsis: `prune --model M [--adapter DIR] --out DIR --strategy block|channel|layer --ratio R
       [--attn-layers A:B] [--mlp-layers A:B] [--keep-layers N] [--rank-layers]
       --criterion random|l1|l2|taylor|flap|wanda-sp [--taylor vectorize|param_first|param_second|param_mix]
-      [--structure uniform|adaptive]
+      [--structure uniform|adaptive] [--reconstruct [--reconstruct-damp 0.01]]
       [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
       [--calib PATH | --calib-ids F.json] [--num-examples 10] [--calib-seq-len 64] [--seed 42]
       [--save-plan P.json] [--dtype f32|bf16|f16] [--force] [--json]
@@ -54,6 +55,8 @@ type pruneFlags struct {
 	out         string
 	criterion   string
 	structure   string
+	reconstruct bool
+	damp        float64
 	taylor      string
 	reduction   string
 	calib       string
@@ -79,6 +82,8 @@ func runPrune(e *env, args []string) error {
 	fs.StringVar(&f.structure, "structure", "", "block: how removals spread over layers (`S`): uniform (--ratio of each layer's heads/channels; default) or adaptive (FLAP's search: --ratio of all prunable attention+MLP parameters; default for --criterion flap)")
 	fs.StringVar(&f.taylor, "taylor", "", "Taylor `variant`: vectorize, param_first (default), param_second or param_mix (needs --criterion taylor)")
 	fs.StringVar(&f.reduction, "reduction", "", "group `reduction`: sum (Taylor default), mean (l1/l2 default), max, prod or first")
+	fs.BoolVar(&f.reconstruct, "reconstruct", false, "block: after the selection, re-fit each narrowed layer's o_proj/down_proj (and bias) by ridge least squares on the calibration samples so its output follows the dense model's")
+	fs.Float64Var(&f.damp, "reconstruct-damp", 0.01, "ridge damping `λ` of --reconstruct, relative to the mean diagonal of XᵀX")
 	fs.StringVar(&f.calib, "calib", "", "calibration text `file` (documents separated by blank lines)")
 	fs.StringVar(&f.calibIDs, "calib-ids", "", "calibration token ids: JSON `file` with an array of equal-length arrays")
 	fs.IntVar(&f.numExamples, "num-examples", 10, "calibration samples `N` drawn from --calib")
@@ -181,7 +186,7 @@ func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Plan, erro
 }
 
 // planExclusive are the flags that choose or score a selection: --plan replaces them all.
-var planExclusive = []string{"strategy", "ratio", "structure", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
+var planExclusive = []string{"strategy", "ratio", "structure", "reconstruct", "reconstruct-damp", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
 	"iterative-steps", "round-to", "criterion", "taylor", "reduction", "calib", "calib-ids", "num-examples", "calib-seq-len", "seed"}
 
 // loadPlan reads --plan, refusing the selection flags it replaces.
@@ -255,9 +260,21 @@ func (f *pruneFlags) options(ratioGiven bool) (prune.Options, error) {
 	if forwardOnly && f.reduction != "" {
 		return opts, usageErrorf("--reduction %s: --criterion %s has its own group reduction", f.reduction, f.criterion)
 	}
-	needsCalib := ((imp.Criterion == importance.Taylor || forwardOnly) && f.criterion != "") || (opts.Strategy == prune.Layer && opts.RankLayers)
+	if f.damp < 0 || math.IsNaN(f.damp) {
+		return opts, usageErrorf("--reconstruct-damp %g must be ≥ 0", f.damp)
+	}
+	if f.reconstruct {
+		if opts.Strategy != prune.Block {
+			return opts, usageErrorf("--reconstruct re-fits block (head / MLP-channel) pruning, not --strategy %s", opts.Strategy)
+		}
+		if opts.IterativeSteps > 1 {
+			return opts, usageErrorf("--reconstruct follows a one-step selection (--iterative-steps %d)", opts.IterativeSteps)
+		}
+		opts.Reconstruct, opts.ReconstructDamp = true, f.damp
+	}
+	needsCalib := ((imp.Criterion == importance.Taylor || forwardOnly) && f.criterion != "") || (opts.Strategy == prune.Layer && opts.RankLayers) || f.reconstruct
 	if needsCalib && f.calib == "" && f.calibIDs == "" {
-		return opts, usageErrorf("--criterion taylor/flap/wanda-sp and --rank-layers need calibration data: give --calib PATH or --calib-ids F.json")
+		return opts, usageErrorf("--criterion taylor/flap/wanda-sp, --rank-layers and --reconstruct need calibration data: give --calib PATH or --calib-ids F.json")
 	}
 	opts.Importance = imp
 	return opts, nil

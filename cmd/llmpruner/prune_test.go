@@ -46,6 +46,9 @@ func TestPruneBadInputWritesNothing(t *testing.T) {
 		{"flap channel-wise", []string{"--strategy", "channel", "--ratio", "0.2", "--criterion", "flap", "--calib", calib}, 2, []string{"--criterion flap", "--strategy block"}},
 		{"flap without calibration", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "flap"}, 2, []string{"--calib"}},
 		{"wanda-sp iterative", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "wanda-sp", "--calib", calib, "--iterative-steps", "2"}, 2, []string{"wanda-sp", "--iterative-steps"}},
+		{"reconstruct layer-wise", []string{"--strategy", "layer", "--keep-layers", "3", "--reconstruct", "--calib", calib}, 2, []string{"--reconstruct", "--strategy layer"}},
+		{"reconstruct without calibration", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--reconstruct"}, 2, []string{"--reconstruct", "--calib"}},
+		{"negative damping", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--reconstruct", "--reconstruct-damp", "-1", "--calib", calib}, 2, []string{"--reconstruct-damp -1"}},
 		{"flap with reduction", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "flap", "--calib", calib, "--reduction", "max"}, 2, []string{"--reduction", "flap"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,6 +37,7 @@ package prune
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -159,6 +160,11 @@ type Options struct {
 	// heads, MLP or hidden channels), rounded to the nearest multiple, at least one multiple
 	// (0 or 1 = off).
 	RoundTo int
+	// Reconstruct re-fits, after a Block selection, the o_proj / down_proj weights (and biases) of
+	// every narrowed layer by ridge least squares on the calibration samples (ApplyReconstructed).
+	Reconstruct bool
+	// ReconstructDamp is the ridge damping relative to the mean diagonal of XᵀX (0 = 0.01).
+	ReconstructDamp float64
 	// Importance selects the estimator (Block and Channel). Its Calibration is filled from Sampler.
 	Importance importance.Options
 	// Sampler provides calibration samples (Taylor importance, RankLayers).
@@ -228,6 +234,19 @@ func (o *Options) Validate(cfg *config.Config) error {
 			return errors.Errorf("criterion %s has its own group reduction (reduction %s is for random, l1, l2 and taylor)", imp.Criterion, imp.Reduction)
 		}
 	}
+	if o.Reconstruct {
+		switch {
+		case o.Strategy != Block:
+			return errors.Errorf("reconstruction re-fits width (block) pruning, not %s", o.Strategy)
+		case o.steps() > 1:
+			return errors.Errorf("reconstruction follows a one-step selection (iterative steps %d)", o.IterativeSteps)
+		case cfg.Arch != config.ArchLlama:
+			return errors.Errorf("reconstruction supports the llama architecture, not %s", cfg.Arch)
+		}
+	}
+	if o.ReconstructDamp < 0 || math.IsNaN(o.ReconstructDamp) {
+		return errors.Errorf("reconstruction damping %g must be ≥ 0", o.ReconstructDamp)
+	}
 	if o.Global && o.Strategy != Block {
 		return errors.Errorf("--global applies to block-wise pruning, not %s", o.Strategy)
 	}
@@ -270,6 +289,9 @@ func (o *Options) checkSampler() error {
 	}
 	if o.Strategy == Layer && o.RankLayers {
 		return errors.New("ranked layer pruning measures the loss: it needs calibration samples (--calib or --calib-ids)")
+	}
+	if o.Reconstruct {
+		return errors.New("reconstruction fits on calibration samples: it needs a Sampler")
 	}
 	if c := o.Importance.Criterion; o.Strategy != Layer && (c == importance.Taylor || c == importance.FLAP || c == importance.WandaSP) {
 		return errors.Errorf("criterion %s needs calibration samples (a Sampler)", c)

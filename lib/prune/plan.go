@@ -23,6 +23,10 @@ type Plan struct {
 	Strategy  string  `json:"strategy"`
 	Ratio     float64 `json:"ratio"`
 	Criterion string  `json:"criterion,omitempty"`
+	// Reconstructed records that the run re-fitted the narrowed layers' output projections on its
+	// calibration samples (ApplyReconstructed): replaying the plan with Apply gives the model
+	// before that re-fit.
+	Reconstructed bool `json:"reconstructed,omitempty"`
 	// Base is the shape of the model the plan applies to; Apply refuses any other.
 	Base Shape `json:"shape_before"`
 	// After is the shape of the pruned model.
@@ -310,6 +314,7 @@ func (t *tracker) plan(o *Options) *Plan {
 		MACsBefore: MACs(t.orig, S), MACsAfter: MACs(after, S), SeqLen: S,
 		LayersKept: slices.Clone(t.layers), HiddenScores: orEmpty(t.hiddenScores),
 		HiddenChannelsKept: slices.Clone(t.hidden), Layers: []LayerPlan{}}
+	r.Reconstructed = o.Reconstruct
 	if o.Strategy != Layer {
 		r.Criterion = o.Importance.Criterion.String()
 	} else if o.RankLayers {

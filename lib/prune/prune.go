@@ -40,6 +40,17 @@ func Prune(m *models.Model, opts Options) (plan *Plan, err error) {
 		if err != nil {
 			return nil, errors.WithMessagef(err, "step %d", k)
 		}
+		if opts.Reconstruct { // one step (Validate)
+			calib, err := opts.Sampler(1)
+			if err != nil {
+				return nil, errors.WithMessage(err, "calibration samples for reconstruction")
+			}
+			plan := t.plan(&opts)
+			if err := ApplyReconstructed(m, plan, ReconstructOptions{Calibration: calib, Damp: opts.ReconstructDamp}); err != nil {
+				return nil, err
+			}
+			return plan, nil
+		}
 		if err := applyRemoval(m, r); err != nil {
 			return nil, errors.WithMessagef(err, "step %d", k)
 		}

@@ -1,0 +1,160 @@
+package prune
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
+	"github.com/llmpruner/llmpruner/lib/importance"
+	"github.com/llmpruner/llmpruner/lib/models"
+)
+
+// TestRidgeFitNormalEquations checks RidgeFit against the closed-form optimality conditions of
+// the ridge problem, computed independently in float64: Aᵀ(A·Wᵀ + 1·bᵀ − T) + λ·[Wᵀ; 0] = 0.
+func TestRidgeFitNormalEquations(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	C, D, damp := 7, 5, 0.05
+	var a, tg [][]float32
+	var rows [][]float64
+	var targets [][]float64
+	for range 3 { // batches
+		n := 20
+		ab, tb := make([]float32, n*C), make([]float32, n*D)
+		for i := range n {
+			row := make([]float64, C)
+			for j := range C {
+				row[j] = r.NormFloat64() + 0.5
+				ab[i*C+j] = float32(row[j])
+			}
+			tr := make([]float64, D)
+			for d := range D {
+				tr[d] = r.NormFloat64()
+				tb[i*D+d] = float32(tr[d])
+			}
+			rows, targets = append(rows, row), append(targets, tr)
+		}
+		a, tg = append(a, ab), append(tg, tb)
+	}
+	for _, bias := range []bool{false, true} {
+		W, b, err := RidgeFit(a, tg, C, D, bias, damp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diag := 0.0
+		for _, row := range rows {
+			for j := range C {
+				row32 := float64(float32(row[j]))
+				diag += row32 * row32
+			}
+		}
+		lambda := damp * diag / float64(C)
+		worst := 0.0
+		for d := range D {
+			gradB := 0.0
+			for j := range C {
+				g := lambda * W[d*C+j]
+				for i, row := range rows {
+					pred := 0.0
+					for k := range C {
+						pred += W[d*C+k] * float64(float32(row[k]))
+					}
+					if bias {
+						pred += b[d]
+					}
+					res := pred - float64(float32(targets[i][d]))
+					g += float64(float32(row[j])) * res
+					if j == 0 {
+						gradB += res
+					}
+				}
+				worst = math.Max(worst, math.Abs(g))
+			}
+			if bias {
+				worst = math.Max(worst, math.Abs(gradB))
+			}
+		}
+		t.Logf("bias %v: max |gradient of the ridge objective| %.2e", bias, worst)
+		if worst > 1e-9 {
+			t.Errorf("bias %v: ridge solution violates the normal equations by %.2e", bias, worst)
+		}
+	}
+}
+
+// TestReconstructRecoversLosslessRemoval zeroes, in a random model, the o_proj columns and
+// down_proj columns of the units a plan removes, so that removing them changes nothing: the
+// re-fit must then give back the kept weights (the targets are exactly representable; the damping
+// is tiny), which checks the targets, the layer order and the index bookkeeping end to end.
+func TestReconstructRecoversLosslessRemoval(t *testing.T) {
+	cfg := groupstest.Tiny(t)
+	mk := func() *models.Model { return groupstest.RandomModel(t, cfg, 31, 0.3) }
+	o := Options{Strategy: Block, Ratio: 0.5, Importance: importance.Options{Criterion: importance.L2}}
+	m := mk()
+	s, err := Score(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Select(m.Config, s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := func(m *models.Model) {
+		for _, lp := range plan.Layers {
+			l := lp.Layer
+			nRep := cfg.Heads[l] / cfg.KVHeads[l]
+			var cols []int
+			for _, kv := range complement(cfg.KVHeads[l], lp.KVHeadsKept) {
+				for h := kv * nRep; h < (kv+1)*nRep; h++ {
+					for d := range cfg.HeadDim {
+						cols = append(cols, h*cfg.HeadDim+d)
+					}
+				}
+			}
+			zeroColumns(t, m, "model.layers."+itoa(l)+".self_attn.o_proj.weight", cols)
+			zeroColumns(t, m, "model.layers."+itoa(l)+".mlp.down_proj.weight", complement(cfg.Inter[l], lp.MLPChannelsKept))
+		}
+	}
+	want, got := mk(), mk()
+	zero(want)
+	zero(got)
+	if err := Apply(want, plan); err != nil {
+		t.Fatal(err)
+	}
+	calib := groupstest.Tokens(12, 10, cfg.Vocab, 5)
+	if err := ApplyReconstructed(got, plan, ReconstructOptions{Calibration: calib, Damp: 1e-10, Batch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for _, lp := range plan.Layers {
+		for _, n := range []string{"self_attn.o_proj.weight", "mlp.down_proj.weight"} {
+			name := "model.layers." + itoa(lp.Layer) + "." + n
+			a := tensors.MustCopyFlatData[float32](want.Store.GetVariable(models.VarPath(name)).MustValue())
+			b := tensors.MustCopyFlatData[float32](got.Store.GetVariable(models.VarPath(name)).MustValue())
+			for i := range a {
+				worst = math.Max(worst, math.Abs(float64(a[i]-b[i])))
+			}
+		}
+	}
+	t.Logf("re-fitted weights vs the kept ones: max |Δ| %.2e", worst)
+	if worst > 2e-3 {
+		t.Errorf("reconstruction of a lossless removal changed the weights by up to %.2e", worst)
+	}
+	if !slices.Equal(got.Config.Inter, want.Config.Inter) || !slices.Equal(got.Config.Heads, want.Config.Heads) {
+		t.Errorf("reconstructed config %v, plan's %v", got.Config, want.Config)
+	}
+}
+
+func zeroColumns(t *testing.T, m *models.Model, name string, cols []int) {
+	t.Helper()
+	v := m.Store.GetVariable(models.VarPath(name))
+	dims := v.Shape().Dimensions
+	w := tensors.MustCopyFlatData[float32](v.MustValue())
+	for r := range dims[0] {
+		for _, c := range cols {
+			w[r*dims[1]+c] = 0
+		}
+	}
+	v.MustSetValue(tensors.FromFlatDataAndDimensions(w, dims...))
+}
