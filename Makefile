@@ -7,6 +7,8 @@
 #                    PyTorch reference of the LLaMA-7B layer when python3-torch is installed
 #   make kernel      install the "llmpruner" Jupyter kernel (GoNB) for this working tree
 #   make notebooks   execute tutorials/ and notebooks/ headless; fails on any error cell
+#   make fuzz        mutate inputs for every fuzz target, FUZZTIME each (default 6s; CI does this);
+#                    FUZZTIME=1000000x FUZZFLAGS="-parallel 1" is the soak the README reports
 #   make fmt-check   list files gofmt would change (fails if any)
 #   make docker-check  static checks of docker/ (no Docker engine needed)
 #   make ci          everything CI does (.ci/run)
@@ -29,7 +31,7 @@ endif
 
 GO_TEST_FLAGS ?= -timeout 20m
 
-.PHONY: demo test vet bench fmt-check kernel notebooks docker-check ci
+.PHONY: demo test vet bench fuzz fmt-check kernel notebooks docker-check ci
 
 demo:
 	go run ./cmd/llmpruner demo
@@ -51,6 +53,11 @@ bench:
 	go test -run '^$$' -bench . -benchtime 2x ./lib/importance ./lib/lora
 	go test -run '^$$' -bench . -benchtime 1x ./lib/eval ./lib/checkpoint
 	-/usr/bin/python3 scripts/bench_torch_layer.py --threads $$(nproc)
+
+FUZZTIME ?= 6s
+FUZZFLAGS ?=
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME) . $(FUZZFLAGS)
 
 fmt-check:
 	@files="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))"; \

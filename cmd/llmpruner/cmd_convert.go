@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
@@ -195,6 +197,8 @@ func checkOutDir(out, model string, force bool) error {
 	if err != nil {
 		return errors.Wrap(err, "--out")
 	}
+	// Temporary entries of an interrupted writer (lib/atomicfile) do not count as content.
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return atomicfile.IsTemp(e.Name()) })
 	if len(entries) > 0 && !force {
 		return errors.Errorf("--out %s exists and is not empty (use --force to replace it)", out)
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/data"
 	"github.com/llmpruner/llmpruner/lib/lora"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -171,6 +172,12 @@ func runFinetune(e *env, args []string) error {
 		opts.ExtraEval = append(opts.ExtraEval, lora.EvalSet{Name: set.Name, IDs: ids})
 	}
 
+	// A run killed while writing a checkpoint leaves its temporary directory in --out.
+	if stale, err := atomicfile.RemoveStale(f.out); err != nil {
+		return err
+	} else if len(stale) > 0 {
+		e.logf("removed %d temporary entries an interrupted run left in %s: %s", len(stale), f.out, strings.Join(stale, ", "))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts.Progress = e.finetuneProgress()

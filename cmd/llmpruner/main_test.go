@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llmpruner/llmpruner/internal/fuzzcheck"
 )
 
 // cliBinary is the llmpruner executable built once by TestMain; the tests run it as a
@@ -15,6 +18,10 @@ import (
 var cliBinary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzcheck.Fuzzing() {
+		os.Exit(m.Run()) // fuzz targets call the parsers directly: no binary to build
+	}
 	dir, err := os.MkdirTemp("", "llmpruner-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -5,6 +5,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pkg/errors"
 )
@@ -94,4 +95,36 @@ func WriteDir(dir string, fill func(tmpDir string) error) (err error) {
 		_ = os.RemoveAll(old)
 	}
 	return nil
+}
+
+// IsTemp reports whether name (a base name) is one of the temporary entries Write and WriteDir
+// create: ".<target>.tmp-<random>" (and ".<target>.tmp-<random>.old" while WriteDir swaps
+// directories). A process killed while writing leaves such an entry behind; the target itself
+// is then either its previous complete version or absent.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+}
+
+// RemoveStale removes the temporary entries (IsTemp) directly inside dir, left there by writers
+// that were killed, and returns their names. Call it only where no other process writes into
+// dir at the same time.
+func RemoveStale(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing %q", dir)
+	}
+	var removed []string
+	for _, e := range entries {
+		if !IsTemp(e.Name()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return removed, errors.Wrapf(err, "removing the stale temporary %q", filepath.Join(dir, e.Name()))
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
 }

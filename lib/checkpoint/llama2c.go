@@ -174,6 +174,49 @@ func (h llama2cHeader) layout(path string, base int64) ([]llama2cTensor, int64) 
 	return out, off
 }
 
+// impliedSize is the file size the header implies (the end offset layout returns), computed
+// arithmetically so that a header claiming millions of layers is rejected by comparing it with
+// the file size before any per-tensor table is built. ok is false when it exceeds 2⁶².
+func (h llama2cHeader) impliedSize(base int64) (size int64, ok bool) {
+	D, F, L, V := float64(h.Dim), float64(h.Hidden), float64(h.Layers), float64(h.Vocab)
+	kvD := float64(h.KVHeads) * D / float64(h.Heads)
+	classifier := V * D
+	if h.Shared {
+		classifier = 0
+	}
+	norms := 2*L*D + D
+	matrices := V*D + L*(2*D*D+2*kvD*D+3*F*D) + classifier // every q, k, v, o, w1, w2, w3 and embedding element
+	var est float64
+	switch h.Version {
+	case 0:
+		est = 4 * (norms + matrices + float64(h.SeqLen)*D/float64(h.Heads))
+	case 1:
+		est = 4 * (norms + matrices)
+	default: // 2: int8 matrices and one float32 scale per group
+		est = 4*norms + matrices + 4*matrices/float64(h.GroupSize)
+	}
+	if est+float64(base) > 1<<62 {
+		return 0, false
+	}
+	// Exact integer arithmetic now that nothing can overflow.
+	d, f, l, v, kv := int64(h.Dim), int64(h.Hidden), int64(h.Layers), int64(h.Vocab), int64(h.KVHeads)*int64(h.Dim/h.Heads)
+	m := v*d + l*(2*d*d+2*kv*d+3*f*d)
+	if !h.Shared {
+		m += v * d
+	}
+	n := 2*l*d + d
+	switch h.Version {
+	case 0:
+		return base + 4*(n+m+int64(h.SeqLen)*int64(h.Dim/h.Heads)), true
+	case 1:
+		return base + 4*(n+m), true
+	default:
+		// Each matrix has dim as one of its axes and dim is a multiple of the group size, so the
+		// per-matrix group counts add up to m / group size.
+		return base + 4*n + m + 4*(m/int64(h.GroupSize)), true
+	}
+}
+
 // looksLikeLlama2CV0 reports whether head starts with a plausible legacy header whose implied
 // size equals the file size.
 func looksLikeLlama2CV0(head []byte, size int64) bool {
@@ -181,8 +224,8 @@ func looksLikeLlama2CV0(head []byte, size int64) bool {
 	if h.validate() != nil {
 		return false
 	}
-	_, end := h.layout("", 28)
-	return end == size
+	end, ok := h.impliedSize(28)
+	return ok && end == size
 }
 
 // llama2cReader serves the tensors of a llama2.c file under Hugging Face names.
@@ -201,7 +244,10 @@ type llama2cReader struct {
 // lm_head.weight only when the classifier is not shared.
 func OpenLlama2C(path string) (Reader, error) {
 	r, _, err := openLlama2C(path)
-	return r, err
+	if err != nil {
+		return nil, err // not a typed nil *llama2cReader inside a non-nil Reader
+	}
+	return r, nil
 }
 
 // LoadLlama2C opens a llama2.c checkpoint and returns its configuration and Reader.
@@ -265,10 +311,18 @@ func newLlama2CReader(path string, f *os.File) (*llama2cReader, error) {
 	if err := h.validate(); err != nil {
 		return nil, errors.WithMessagef(err, "%s: invalid llama2.c header", path)
 	}
+	end, ok := h.impliedSize(base)
+	if !ok || end != size {
+		implied := fmt.Sprintf("%d bytes", end)
+		if !ok {
+			implied = "more than 2⁶² bytes"
+		}
+		return nil, errors.Errorf("%s: llama2.c header (dim %d, hidden %d, layers %d, heads %d, kv-heads %d, vocab %d, seq_len %d, shared classifier %v) implies %s, the file has %d",
+			path, h.Dim, h.Hidden, h.Layers, h.Heads, h.KVHeads, h.Vocab, h.SeqLen, h.Shared, implied, size)
+	}
 	layout, end := h.layout(path, base)
 	if end != size {
-		return nil, errors.Errorf("%s: llama2.c header (dim %d, hidden %d, layers %d, heads %d, kv-heads %d, vocab %d, seq_len %d, shared classifier %v) implies %d bytes, the file has %d",
-			path, h.Dim, h.Hidden, h.Layers, h.Heads, h.KVHeads, h.Vocab, h.SeqLen, h.Shared, end, size)
+		return nil, errors.Errorf("%s: internal error: the llama2.c layout ends at byte %d, its size formula says %d", path, end, size)
 	}
 	r := &llama2cReader{path: path, f: f, cfg: h.config(), tensors: map[string]llama2cTensor{}}
 	for _, t := range layout {

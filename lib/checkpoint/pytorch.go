@@ -80,6 +80,9 @@ func (r *pytorchFile) openZip() error {
 			return errors.Errorf("byte order %q is not supported", b)
 		}
 	}
+	if err := checkZipEntrySize(pkl, st.Size()); err != nil {
+		return err
+	}
 	raw, err := readSmallEntry(pkl, 1<<30)
 	if err != nil {
 		return errors.Wrapf(err, "reading %s", pkl.Name)
@@ -100,6 +103,9 @@ func (r *pytorchFile) openZip() error {
 		zf, ok := entries[prefix+"data/"+key]
 		if !ok {
 			return nil, errors.Errorf("storage %s: zip entry %sdata/%s is missing", key, prefix, key)
+		}
+		if err := checkZipEntrySize(zf, st.Size()); err != nil {
+			return nil, errors.WithMessagef(err, "storage %s", key)
 		}
 		s := &ptStorage{key: key, dtype: cls.dtype, numel: numel, size: int64(zf.UncompressedSize64)}
 		s.read = r.zipEntryReader(zf)
@@ -137,6 +143,30 @@ func (r *pytorchFile) zipEntryReader(zf *zip.File) func(buf []byte, off int64) e
 		_, err = io.ReadFull(rc, buf)
 		return err
 	}
+}
+
+// maxDeflateRatio bounds how much deflate can expand its input (a run of one byte value reaches
+// about 1032:1); an entry claiming more than that is lying about its size.
+const maxDeflateRatio = 1032
+
+// checkZipEntrySize rejects an entry whose claimed size the file cannot hold: a stored entry
+// must lie inside the file, a compressed one cannot expand beyond deflate's ratio. Storage bytes
+// are allocated from that claim, so a forged central directory must fail here, not in make().
+func checkZipEntrySize(zf *zip.File, fileSize int64) error {
+	off, err := zf.DataOffset()
+	if err != nil {
+		return errors.Wrapf(err, "zip entry %s", zf.Name)
+	}
+	c, u := zf.CompressedSize64, zf.UncompressedSize64
+	switch {
+	case c > uint64(fileSize) || off < 0 || uint64(off)+c > uint64(fileSize):
+		return errors.Errorf("zip entry %s claims %d bytes at offset %d, beyond the %d-byte file (truncated or forged)", zf.Name, c, off, fileSize)
+	case zf.Method == zip.Store && u != c:
+		return errors.Errorf("zip entry %s is stored uncompressed but claims %d bytes in %d", zf.Name, u, c)
+	case u > maxDeflateRatio*c+64:
+		return errors.Errorf("zip entry %s claims %d bytes compressed into %d, beyond what deflate can produce", zf.Name, u, c)
+	}
+	return nil
 }
 
 func readSmallEntry(zf *zip.File, limit int64) ([]byte, error) {

@@ -38,7 +38,11 @@ type stEntry struct {
 // size, known dtypes, byte sizes matching the shapes, offsets inside the data area and not
 // overlapping.
 func OpenSafetensors(path string) (Reader, error) {
-	return openSafetensors(path)
+	r, err := openSafetensors(path)
+	if err != nil {
+		return nil, err // not a typed nil *safetensorsFile inside a non-nil Reader
+	}
+	return r, nil
 }
 
 func openSafetensors(path string) (*safetensorsFile, error) {

@@ -269,6 +269,9 @@ type layerShapes struct {
 // resolve sets c.HeadDim and the per-layer c.Heads, c.KVHeads and c.Inter. head_dim is derived as
 // hidden/heads only when the file omits it (an unpruned HF config); llmpruner always writes it.
 func (s layerShapes) resolve(c *Config, source string) error {
+	if s.layers > MaxLayers {
+		return errors.Errorf("%s: %s = %d is implausible (more than %d)", source, s.layersKey, s.layers, MaxLayers)
+	}
 	switch {
 	case s.headDim != nil:
 		c.HeadDim = *s.headDim
@@ -303,11 +306,26 @@ func perLayer(list []int, scalar, n int) []int {
 	return out
 }
 
-// Validate checks internal consistency (positive sizes, GQA divisibility, RoPE scaling kind).
+// MaxLayers and MaxDim bound the sizes a config may claim: far above any real model (LLaMA-3
+// 405B has 126 layers and hidden size 16384; vocabularies stay below 10⁶), low enough that the
+// per-layer tables and RoPE tables built from a hostile config.json stay small.
+const (
+	MaxLayers = 1 << 12
+	MaxDim    = 1 << 22
+)
+
+// Validate checks internal consistency (positive sizes, GQA divisibility, RoPE scaling kind) and
+// the MaxLayers / MaxDim bounds.
 func (c *Config) Validate() error {
 	L := len(c.Heads)
 	if L == 0 {
 		return errors.New("config has no layers")
+	}
+	if L > MaxLayers {
+		return errors.Errorf("%d layers is implausible (more than %d)", L, MaxLayers)
+	}
+	if c.Hidden > MaxDim || c.Vocab > MaxDim || c.HeadDim > MaxDim {
+		return errors.Errorf("hidden_size %d, vocab_size %d or head_dim %d is implausible (more than %d)", c.Hidden, c.Vocab, c.HeadDim, MaxDim)
 	}
 	if len(c.KVHeads) != L || len(c.Inter) != L {
 		return errors.Errorf("per-layer lists disagree: %d heads, %d kv-heads, %d intermediate entries",
@@ -323,6 +341,9 @@ func (c *Config) Validate() error {
 		h, kv, in := c.Heads[i], c.KVHeads[i], c.Inter[i]
 		if h <= 0 || kv <= 0 || in <= 0 {
 			return errors.Errorf("layer %d: heads %d, kv-heads %d and intermediate size %d must be positive", i, h, kv, in)
+		}
+		if h > MaxDim || in > MaxDim {
+			return errors.Errorf("layer %d: heads %d or intermediate size %d is implausible (more than %d)", i, h, in, MaxDim)
 		}
 		if h%kv != 0 {
 			return errors.Errorf("layer %d: %d attention heads is not a multiple of %d key/value heads", i, h, kv)
