@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -137,6 +139,20 @@ func TestBadModelFiles(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "config.json"), "{not json")
 			return dir
 		}, []string{"config.json"}},
+		{"truncated GGUF", func(t *testing.T, dir string) string {
+			raw := storiesGGUF(t)
+			return writeFile(t, filepath.Join(dir, "m.gguf"), string(raw[:len(raw)/2]))
+		}, []string{"m.gguf"}},
+		{"GGUF claiming 2^64-1 tensors", func(t *testing.T, dir string) string {
+			raw := []byte(string(storiesGGUF(t)))
+			binary.LittleEndian.PutUint64(raw[8:], 1<<64-1)
+			return writeFile(t, filepath.Join(dir, "m.gguf"), string(raw))
+		}, []string{"m.gguf", "tensor count 18446744073709551615"}},
+		{"GGUF key length beyond the file", func(t *testing.T, dir string) string {
+			raw := []byte(string(storiesGGUF(t)))
+			binary.LittleEndian.PutUint64(raw[24:], 1<<62)
+			return writeFile(t, filepath.Join(dir, "m.gguf"), string(raw))
+		}, []string{"m.gguf", "string length 4611686018427387904", "more than the file"}},
 		{"truncated llama2.c file", func(t *testing.T, dir string) string {
 			raw, err := os.ReadFile(stories260K(t))
 			if err != nil {
@@ -165,6 +181,26 @@ func TestBadModelFiles(t *testing.T) {
 		})
 	}
 }
+
+// storiesGGUF is stories260K converted to GGUF (Q8_0) by the CLI, made once per test binary.
+func storiesGGUF(t *testing.T) []byte {
+	t.Helper()
+	storiesGGUFOnce.Do(func() {
+		p := filepath.Join(os.TempDir(), fmt.Sprintf("llmpruner-badinput-%d.gguf", os.Getpid()))
+		mustSucceed(t, "convert", "--model", stories260K(t), "--out", p, "--dtype", "q8_0", "--force")
+		storiesGGUFBytes, _ = os.ReadFile(p)
+		_ = os.Remove(p)
+	})
+	if len(storiesGGUFBytes) == 0 {
+		t.Fatal("no GGUF of stories260K")
+	}
+	return storiesGGUFBytes
+}
+
+var (
+	storiesGGUFOnce  sync.Once
+	storiesGGUFBytes []byte
+)
 
 // dir0 in a catalogue entry stands for "the model directory's name".
 const dir0 = "\x00model-dir"

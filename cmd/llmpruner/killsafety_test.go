@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Kill-safety: prune, convert and finetune are SIGKILLed at random moments (and once as soon as
+// Kill-safety: prune, convert (to a HF directory and to GGUF) and finetune are SIGKILLed at random moments (and once as soon as
 // their temporary output appears, i.e. mid-write). Afterwards the output path holds either a
 // complete result (byte-identical to an uninterrupted run's) or nothing; anything else beside it
 // is a temporary entry named ".<name>.tmp-*". finetune then resumes from its newest checkpoint
@@ -132,43 +132,46 @@ func checkParent(t *testing.T, parent, target string) (temps []string) {
 	return temps
 }
 
-// TestKillSafetyWriters: prune and convert killed at random moments leave the previous complete
+// TestKillSafetyWriters: prune, convert and convert to GGUF killed at random moments leave the previous complete
 // output (identical to an uninterrupted run's) or none.
 func TestKillSafetyWriters(t *testing.T) {
 	model := stories260K(t)
 	calib := dataPath(t, "text/tinystories/tinystories_val_head.txt")
 	for _, c := range []struct {
-		name string
-		args func(out string) []string
+		name, target string
+		args         func(out string) []string
 	}{
-		{"prune", func(out string) []string {
+		{"prune", "out", func(out string) []string {
 			return []string{"prune", "--model", model, "--out", out, "--force", "--strategy", "block", "--ratio", "0.25",
 				"--criterion", "taylor", "--calib", calib}
 		}},
-		{"convert", func(out string) []string {
+		{"convert", "out", func(out string) []string {
 			return []string{"convert", "--model", model, "--out", out, "--force", "--dtype", "bf16"}
+		}},
+		{"convert-gguf", "out.gguf", func(out string) []string {
+			return []string{"convert", "--model", model, "--out", out, "--force", "--dtype", "q8_0"}
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			refDir := filepath.Join(t.TempDir(), "out")
+			refDir := filepath.Join(t.TempDir(), c.target)
 			start := time.Now()
 			mustSucceed(t, c.args(refDir)...)
 			full := time.Since(start)
 			ref := treeBytes(t, refDir)
 			for i, seed := range append(killSeeds, 0) {
 				parent := t.TempDir()
-				out := filepath.Join(parent, "out")
+				out := filepath.Join(parent, c.target)
 				previous := i%2 == 0 // half the runs replace a previous complete result
 				if previous {
 					mustSucceed(t, c.args(out)...)
 				}
-				delay := time.Duration(rand.New(rand.NewPCG(seed, 14)).Float64() * 1.1 * float64(full))
+				delay := time.Duration(rand.New(rand.NewPCG(seed, 14)).Float64() * 0.8 * float64(full))
 				what := "after " + delay.String()
 				if seed == 0 {
 					delay, what = -1, "mid-write"
 				}
-				killed := startKilled(t, delay, parent, "out", c.args(out)...)
-				temps := checkParent(t, parent, "out")
+				killed := startKilled(t, delay, parent, c.target, c.args(out)...)
+				temps := checkParent(t, parent, c.target)
 				got := treeBytes(t, out)
 				switch {
 				case got == nil:

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/internal/fuzzcheck"
@@ -119,5 +120,41 @@ func FuzzShardIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := filepath.Dir(scratch.Write(t, SafetensorsIndexFile, data))
 		fuzzcheck.Bounded(t, len(data), 32, func() { readAll(t, dir, Open) })
+	})
+}
+
+// FuzzGGUF: llama.cpp GGUF files (header, metadata key/values and arrays, tensor directory,
+// alignment, F32/F16/BF16/Q8_0 data, tokenizer metadata), llama and deci architectures.
+func FuzzGGUF(f *testing.F) {
+	dir := f.TempDir()
+	for i, c := range []struct {
+		heads, kv, inter []int
+		typ              GGUFType
+	}{{[]int{2}, []int{1}, []int{32}, GGUFQ8_0}, {[]int{2, 1}, []int{1, 1}, []int{32, 16}, GGUFF16}} {
+		cfg, names, get := nonUniform(f, c.heads, c.kv, c.inter)
+		p := filepath.Join(dir, "m"+strconv.Itoa(i)+".gguf")
+		if _, err := SaveGGUF(p, cfg, names, get, GGUFOptions{Type: c.typ}); err != nil {
+			f.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		fuzzcheck.AddSeedVariants(f, b)
+	}
+	fuzzcheck.AddDataSeeds(f, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf")
+	scratch := fuzzcheck.NewScratch(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := scratch.Write(t, "model.gguf", data)
+		// Q8_0 dequantizes to float32: about 4 bytes per stored byte.
+		fuzzcheck.Bounded(t, len(data), 16, func() {
+			readAll(t, p, OpenGGUF)
+			if r, err := OpenGGUF(p); err == nil {
+				if src, ok := r.(GGUFSource); ok {
+					_ = src.GGUFVocab()
+				}
+				_ = r.Close()
+			}
+		})
 	})
 }

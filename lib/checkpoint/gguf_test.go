@@ -151,7 +151,7 @@ func TestGGUFRoundTripF32(t *testing.T) {
 }
 
 // nonUniform is stories260K with pruned-looking sizes and random weights of those shapes.
-func nonUniform(t *testing.T, heads, kv, inter []int) (*config.Config, []string, GetFunc) {
+func nonUniform(t testing.TB, heads, kv, inter []int) (*config.Config, []string, GetFunc) {
 	t.Helper()
 	cfg := &config.Config{Arch: config.ArchLlama, Hidden: 64, Vocab: 512, HeadDim: 8, Heads: heads, KVHeads: kv, Inter: inter,
 		RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositions: 256, TieEmbed: true, BOS: 1, EOS: []int{2}}

@@ -93,6 +93,19 @@ func TestHostileFilesFailBeforeAllocating(t *testing.T) {
 		binary.LittleEndian.PutUint32(v0[4*i:], uint32(v))
 	}
 	v0 = append(v0, make([]byte, 4096)...)
+	cfg, names, get := nonUniform(t, []int{2}, []int{1}, []int{32})
+	ggufPath := filepath.Join(t.TempDir(), "m.gguf")
+	if _, err := SaveGGUF(ggufPath, cfg, names, get, GGUFOptions{Type: GGUFQ8_0}); err != nil {
+		t.Fatal(err)
+	}
+	gguf, err := os.ReadFile(ggufPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ggufTensors := bytes.Clone(gguf)
+	binary.LittleEndian.PutUint64(ggufTensors[8:], 1<<64-1) // tensor count
+	ggufKV := bytes.Clone(gguf)
+	binary.LittleEndian.PutUint64(ggufKV[16:], 1<<63) // metadata key/value count
 
 	for _, c := range []struct {
 		name, file string
@@ -110,6 +123,9 @@ func TestHostileFilesFailBeforeAllocating(t *testing.T) {
 		{"zip: entry claims 4 GB in a small file", "forged.bin", forged, "archive/data/0", OpenPyTorch},
 		{"pickle: length prefix 2⁶³", "prefix.bin", torchZip(t, []byte("\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\x7f"), nil), "exceeds the data left", OpenPyTorch},
 		{"llama2.c: 60000 layers in 4 KB", "layers.bin", v0, "implies", OpenLlama2C},
+		{"valid GGUF (control)", "ok.gguf", gguf, "", OpenGGUF},
+		{"GGUF: 2⁶⁴-1 tensors", "tensors.gguf", ggufTensors, "more than the file", OpenGGUF},
+		{"GGUF: 2⁶³ metadata entries", "kv.gguf", ggufKV, "more than the file", OpenGGUF},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), c.file)

@@ -125,6 +125,17 @@ func (p *Plan) validate() error {
 	if L == 0 || len(b.KVHeads) != L || len(b.Inter) != L || b.Hidden < 1 || b.HeadDim < 1 {
 		return errors.New("base shape is missing or inconsistent (heads_per_layer, kv_heads_per_layer, intermediate_per_layer, hidden_size, head_dim)")
 	}
+	// Sizes are bounded before anything is built from them (a hostile plan must not allocate
+	// tables of the sizes it claims).
+	if L > config.MaxLayers || b.Hidden > config.MaxDim || b.HeadDim > config.MaxDim {
+		return errors.Errorf("base shape (%d layers, hidden_size %d, head_dim %d) is implausible", L, b.Hidden, b.HeadDim)
+	}
+	for l := range L {
+		h, kv, in := b.Heads[l], b.KVHeads[l], b.Inter[l]
+		if h < 0 || kv < 0 || in < 0 || h > config.MaxDim || in > config.MaxDim || kv > h || (kv > 0 && h%kv != 0) {
+			return errors.Errorf("base shape layer %d: %d heads, %d kv heads, intermediate size %d is not a model shape", l, h, kv, in)
+		}
+	}
 	if err := checkIndices("layers_kept", p.LayersKept, L); err != nil {
 		return err
 	}
@@ -146,7 +157,7 @@ func (p *Plan) validate() error {
 			return err
 		}
 		nRep := b.Heads[l] / max(b.KVHeads[l], 1)
-		if !slices.Equal(lp.HeadsKept, queryHeads(lp.KVHeadsKept, nRep)) {
+		if len(lp.HeadsKept) != len(lp.KVHeadsKept)*nRep || !slices.Equal(lp.HeadsKept, queryHeads(lp.KVHeadsKept, nRep)) {
 			return errors.Errorf("layer %d: heads_kept %v are not the query heads of kv_heads_kept %v", l, lp.HeadsKept, lp.KVHeadsKept)
 		}
 		for _, bias := range []struct {
