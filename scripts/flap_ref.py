@@ -15,7 +15,8 @@ For a LLaMA-family model (config.json + float32 model.safetensors) and calibrati
      over one MLP channel's, threshold where the running weight is closest to total*(1-ratio), keep
      when strictly greater;
   4. computes the bias compensation (baseline * removed) @ W^T for o_proj and down_proj.
-It also reports Wanda-sp's channel scores (mean_i |W[i, j]| * sqrt(mean over samples of sum_t x_j^2)).
+It also reports Wanda-sp's channel scores (mean_i |W[i, j]| * sqrt(mean over samples of sum_t x_j^2))
+and ShortGPT's Block Influence of every layer (1 - mean over tokens of cos(layer input, layer output)).
 The forward pass is float32 like llmpruner's; the statistics are accumulated in float64.
 
 usage: flap_ref.py MODEL_DIR CALIB_IDS.json RATIO OUT.json
@@ -102,7 +103,7 @@ def main():
         return W[f"model.layers.{l}.{name}"]
 
     inps = [W["model.embed_tokens.weight"][torch.tensor(ids)] for ids in calib]  # each [T, D]
-    attn_stats, mlp_stats = [], []
+    attn_stats, mlp_stats, block_influence = [], [], []
     for l in range(L):
         sa, sm = Stats(H * HD), Stats(I)
         outs = []
@@ -123,6 +124,8 @@ def main():
             outs.append(x + act @ p(l, "mlp.down_proj.weight").t())
         attn_stats.append(sa)
         mlp_stats.append(sm)
+        cosim = torch.cat([torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1) for a, b in zip(inps, outs)])
+        block_influence.append(1 - cosim.mean().item())
         inps = outs  # the dense outputs feed the next layer
 
     def std(x):
@@ -162,7 +165,7 @@ def main():
             "wanda_head_scores": wanda_attn[l].reshape(KV, rep * HD).sum(dim=1).tolist(),
             "wanda_mlp_scores": wanda_mlp[l].tolist(),
         })
-    json.dump({"threshold": thr.item(), "layers": layers}, open(out_path, "w"))
+    json.dump({"threshold": thr.item(), "layers": layers, "block_influence": block_influence}, open(out_path, "w"))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ var evalPPLCmd = &command{
 	details: `Each set's text is tokenized once with one BOS at the start, cut into non-overlapping windows of
 --seq-len tokens (the last partial window is dropped); PPL = exp(mean next-token NLL).
 --data forms: wikitext2=PATH (WikiText-2 joined test file), ptb=PATH (Mikolov PTB file), any
-other NAME=PATH (plain UTF-8 text), or wikitext2 | ptb | ptb-test alone (files under $LLMPRUNER_DATA).`,
+other NAME=PATH (plain UTF-8 text), or wikitext2 | ptb | ptb-test alone (files under $LLMPRUNER_DATA).
+Evaluate on text the model was not calibrated (prune --calib) or fine-tuned on: llmpruner does not
+check the overlap.`,
 	examples: []string{
 		"llmpruner eval ppl --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --data tinystories=$LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt",
 		"llmpruner eval ppl --model ./llama-7b --data wikitext2 --data ptb --json",

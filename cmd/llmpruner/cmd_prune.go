@@ -16,7 +16,7 @@ var pruneCmd = &command{
 	name:    "prune",
 	summary: "structurally prune a model (block / channel / layer) and save the smaller dense model",
 	synopsis: `prune --model M [--adapter DIR] --out DIR --strategy block|channel|layer --ratio R
-      [--attn-layers A:B] [--mlp-layers A:B] [--keep-layers N] [--rank-layers]
+      [--attn-layers A:B] [--mlp-layers A:B] [--keep-layers N] [--rank-layers] [--layer-criterion loss|bi]
       --criterion random|l1|l2|taylor|flap|wanda-sp [--taylor vectorize|param_first|param_second|param_mix]
       [--structure uniform|adaptive] [--reconstruct [--reconstruct-damp 0.01]]
       [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
@@ -27,9 +27,20 @@ var pruneCmd = &command{
 sharing it —, MLP channels, hidden channels, layers) are scored by --criterion and the least
 important --ratio of each layer's groups is removed (--global: of all pruned layers together).
 Layer ranges are START:END with END exclusive, like --block_attention_layer_start/end.
-Taylor importance needs calibration text (--calib, e.g. TinyStories text for stories260K, Alpaca
-outputs for LLaMA) or token ids (--calib-ids, a JSON array of arrays). All options are checked
-before any work; nothing is written to --out (or --save-plan) unless pruning succeeds.
+Beyond LLM-Pruner: --criterion flap (FLAP: input fluctuation × squared column norm of o_proj /
+down_proj, forward only, with bias compensation — the output gets attention_bias/mlp_bias — and by
+default --structure adaptive: --ratio is then the fraction of all prunable attention+MLP parameters,
+spread over layers by standardized score), --criterion wanda-sp (|W|·‖X‖₂), --reconstruct (ridge
+re-fit of each narrowed layer's o_proj/down_proj on the calibration samples, any block criterion),
+--layer-criterion bi (ShortGPT's Block Influence for --strategy layer).
+Taylor, flap, wanda-sp, --rank-layers and --reconstruct need calibration text (--calib, e.g.
+TinyStories text for stories260K, Alpaca outputs for LLaMA) or token ids (--calib-ids, a JSON array
+of arrays). Calibration text must not overlap the text you evaluate on: llmpruner does not check
+it. Use another split or another part of the file (FLAP calibrates on WikiText-2 *train*, which is
+fine for a WikiText-2 test evaluation; the test text itself is not). The README's stories260K
+results cut tinystories_val_head.txt at the first document boundary after 200,000 bytes: evaluation
+before it, calibration after it (scripts/beyond_llm_pruner.sh). All options are checked before any
+work; nothing is written to --out (or --save-plan) unless pruning succeeds.
 --save-plan writes the selection as JSON (which layers, heads, kv heads and channels stay, their
 scores, parameters and MACs before/after; --report is the same file); --plan applies such a file
 to the model it was made for (no scoring, no calibration; the model's shape must match the plan's).
@@ -43,6 +54,8 @@ M.gguf): llama.cpp and the tools built on it run it (architecture deci).`,
 		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-replayed --plan plan.json",
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-20 --strategy block --ratio 0.25 --attn-layers 4:30 --mlp-layers 4:30 --criterion taylor --taylor param_first --calib alpaca.txt",
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-l24 --strategy layer --keep-layers 24",
+		"llmpruner prune --model ./llama-7b --out ./llama-7b-bi24 --strategy layer --keep-layers 24 --layer-criterion bi --calib calib.txt",
+		"llmpruner prune --model ./llama-7b --out ./llama-7b-flap20 --strategy block --ratio 0.2 --criterion flap --calib calib.txt --num-examples 1024 --calib-seq-len 128",
 	},
 	run: runPrune,
 }
@@ -55,6 +68,7 @@ type pruneFlags struct {
 	out         string
 	criterion   string
 	structure   string
+	layerCrit   string
 	reconstruct bool
 	damp        float64
 	taylor      string
@@ -82,6 +96,7 @@ func runPrune(e *env, args []string) error {
 	fs.StringVar(&f.structure, "structure", "", "block: how removals spread over layers (`S`): uniform (--ratio of each layer's heads/channels; default) or adaptive (FLAP's search: --ratio of all prunable attention+MLP parameters; default for --criterion flap)")
 	fs.StringVar(&f.taylor, "taylor", "", "Taylor `variant`: vectorize, param_first (default), param_second or param_mix (needs --criterion taylor)")
 	fs.StringVar(&f.reduction, "reduction", "", "group `reduction`: sum (Taylor default), mean (l1/l2 default), max, prod or first")
+	fs.StringVar(&f.layerCrit, "layer-criterion", "", "layer: rank layers by `C`: loss (loss increase when skipped; the --rank-layers default) or bi (ShortGPT's Block Influence, 1 − mean cos(layer input, output)); implies --rank-layers")
 	fs.BoolVar(&f.reconstruct, "reconstruct", false, "block: after the selection, re-fit each narrowed layer's o_proj/down_proj (and bias) by ridge least squares on the calibration samples so its output follows the dense model's")
 	fs.Float64Var(&f.damp, "reconstruct-damp", 0.01, "ridge damping `λ` of --reconstruct, relative to the mean diagonal of XᵀX")
 	fs.StringVar(&f.calib, "calib", "", "calibration text `file` (documents separated by blank lines)")
@@ -186,7 +201,7 @@ func (e *env) runPruning(m *models.Model, opts prune.Options) (*prune.Plan, erro
 }
 
 // planExclusive are the flags that choose or score a selection: --plan replaces them all.
-var planExclusive = []string{"strategy", "ratio", "structure", "reconstruct", "reconstruct-damp", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
+var planExclusive = []string{"strategy", "ratio", "structure", "reconstruct", "reconstruct-damp", "layer-criterion", "attn-layers", "mlp-layers", "keep-layers", "rank-layers", "global",
 	"iterative-steps", "round-to", "criterion", "taylor", "reduction", "calib", "calib-ids", "num-examples", "calib-seq-len", "seed"}
 
 // loadPlan reads --plan, refusing the selection flags it replaces.
@@ -259,6 +274,15 @@ func (f *pruneFlags) options(ratioGiven bool) (prune.Options, error) {
 	}
 	if forwardOnly && f.reduction != "" {
 		return opts, usageErrorf("--reduction %s: --criterion %s has its own group reduction", f.reduction, f.criterion)
+	}
+	if f.layerCrit != "" {
+		if opts.LayerCriterion, err = prune.ParseLayerCriterion(f.layerCrit); err != nil {
+			return opts, usageErrorf("--layer-criterion: %v", err)
+		}
+		if opts.Strategy != prune.Layer {
+			return opts, usageErrorf("--layer-criterion ranks layers for --strategy layer, not %s", opts.Strategy)
+		}
+		opts.RankLayers = true
 	}
 	if f.damp < 0 || math.IsNaN(f.damp) {
 		return opts, usageErrorf("--reconstruct-damp %g must be ≥ 0", f.damp)

@@ -49,6 +49,9 @@ func TestPruneBadInputWritesNothing(t *testing.T) {
 		{"reconstruct layer-wise", []string{"--strategy", "layer", "--keep-layers", "3", "--reconstruct", "--calib", calib}, 2, []string{"--reconstruct", "--strategy layer"}},
 		{"reconstruct without calibration", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--reconstruct"}, 2, []string{"--reconstruct", "--calib"}},
 		{"negative damping", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--reconstruct", "--reconstruct-damp", "-1", "--calib", calib}, 2, []string{"--reconstruct-damp -1"}},
+		{"layer criterion on block", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "l2", "--layer-criterion", "bi"}, 2, []string{"--layer-criterion", "--strategy layer"}},
+		{"unknown layer criterion", []string{"--strategy", "layer", "--keep-layers", "3", "--layer-criterion", "cka", "--calib", calib}, 2, []string{"--layer-criterion", "cka"}},
+		{"bi without calibration", []string{"--strategy", "layer", "--keep-layers", "3", "--layer-criterion", "bi"}, 2, []string{"--calib"}},
 		{"flap with reduction", []string{"--strategy", "block", "--ratio", "0.2", "--criterion", "flap", "--calib", calib, "--reduction", "max"}, 2, []string{"--reduction", "flap"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

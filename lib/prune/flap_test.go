@@ -18,7 +18,8 @@ import (
 
 // flapReference is scripts/flap_ref.py's output.
 type flapReference struct {
-	Threshold float64 `json:"threshold"`
+	Threshold      float64   `json:"threshold"`
+	BlockInfluence []float64 `json:"block_influence"`
 	Layers    []struct {
 		Layer           int       `json:"layer"`
 		KVHeadsKept     []int     `json:"kv_heads_kept"`
@@ -171,5 +172,32 @@ func TestFLAPMatchesReference(t *testing.T) {
 	t.Logf("Wanda-sp vs reference: max relative Δscore %.2e", worst)
 	if worst > 1e-4 {
 		t.Errorf("Wanda-sp scores differ from the reference by up to %.2e relative (limit 1e-4)", worst)
+	}
+
+	// Block Influence, through ranked layer pruning: the two lowest-BI layers go.
+	b := load()
+	lp, err := Prune(b, Options{Strategy: Layer, KeepLayers: 3, RankLayers: true, LayerCriterion: LayerBI,
+		Sampler: func(int) ([][]int, error) { return calib, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bi []float64
+	for _, l := range lp.Layers {
+		bi = append(bi, *l.LayerScore)
+	}
+	wantKept := []int{}
+	drop := lowest(ref.BlockInfluence, 2)
+	for l := range ref.BlockInfluence {
+		if !slices.Contains(drop, l) {
+			wantKept = append(wantKept, l)
+		}
+	}
+	worst = 0
+	for i, l := range lp.LayersKept {
+		worst = math.Max(worst, math.Abs(bi[i]-ref.BlockInfluence[l]))
+	}
+	t.Logf("block influence %v (reference %v), max |Δ| %.2e, kept %v", bi, ref.BlockInfluence, worst, lp.LayersKept)
+	if !slices.Equal(lp.LayersKept, wantKept) || worst > 1e-5 {
+		t.Errorf("block influence kept layers %v (reference %v), max |Δ| %.2e (limit 1e-5)", lp.LayersKept, wantKept, worst)
 	}
 }

@@ -112,6 +112,38 @@ func ParseStructure(s string) (Structure, error) {
 	return 0, errors.Errorf("unknown structure %q (valid: %s)", s, strings.Join(structureNames, ", "))
 }
 
+// LayerCriterion ranks decoder layers for Layer pruning with RankLayers.
+type LayerCriterion int
+
+const (
+	// LayerLoss is the calibration loss increase when the layer alone is skipped
+	// (importance.LayerSkipLoss).
+	LayerLoss LayerCriterion = iota
+	// LayerBI is ShortGPT's Block Influence, 1 − mean cos(layer input, layer output)
+	// (importance.BlockInfluence; one forward pass).
+	LayerBI
+)
+
+var layerCriterionNames = []string{"loss", "bi"}
+
+// String is the CLI name.
+func (c LayerCriterion) String() string {
+	if c >= 0 && int(c) < len(layerCriterionNames) {
+		return layerCriterionNames[c]
+	}
+	return fmt.Sprintf("LayerCriterion(%d)", int(c))
+}
+
+// ParseLayerCriterion reads loss | bi.
+func ParseLayerCriterion(s string) (LayerCriterion, error) {
+	for i, n := range layerCriterionNames {
+		if n == s {
+			return LayerCriterion(i), nil
+		}
+	}
+	return 0, errors.Errorf("unknown layer criterion %q (valid: %s)", s, strings.Join(layerCriterionNames, ", "))
+}
+
 // Range is a half-open layer range [Start, End), like the original's
 // --block_attention_layer_start/end.
 type Range struct{ Start, End int }
@@ -149,6 +181,8 @@ type Options struct {
 	// RankLayers makes Layer keep the KeepLayers most important layers (importance.LayerSkipLoss)
 	// instead of the first ones.
 	RankLayers bool
+	// LayerCriterion is the ranking RankLayers uses (default LayerLoss).
+	LayerCriterion LayerCriterion
 	// Global ranks all head and MLP groups of all Block families on one scale (one threshold).
 	Global bool
 	// Structure distributes Block removals: Uniform (default) or Adaptive (FLAP's search; then
@@ -233,6 +267,12 @@ func (o *Options) Validate(cfg *config.Config) error {
 		if imp.Reduction != importance.DefaultReduction {
 			return errors.Errorf("criterion %s has its own group reduction (reduction %s is for random, l1, l2 and taylor)", imp.Criterion, imp.Reduction)
 		}
+	}
+	if o.LayerCriterion != LayerLoss && (o.Strategy != Layer || !o.RankLayers) {
+		return errors.Errorf("layer criterion %s ranks layers for ranked layer-wise pruning", o.LayerCriterion)
+	}
+	if o.LayerCriterion < LayerLoss || o.LayerCriterion > LayerBI {
+		return errors.Errorf("unknown layer criterion %d", o.LayerCriterion)
 	}
 	if o.Reconstruct {
 		switch {

@@ -84,7 +84,8 @@ type LayerPlan struct {
 	// MLPScores has one entry per unpruned MLP channel.
 	MLPScores       []float64 `json:"mlp_scores"`
 	MLPChannelsKept []int     `json:"mlp_channels_kept"`
-	// LayerScore is the layer's importance for ranked layer-wise pruning, absent otherwise.
+	// LayerScore is the layer's importance for ranked layer-wise pruning (loss increase when skipped,
+	// or Block Influence), absent otherwise.
 	LayerScore *float64 `json:"layer_score,omitempty"`
 	// OProjBias and DownProjBias, when present ([hidden]), are added to the bias of o_proj /
 	// down_proj after the removal (bias compensation: the removed inputs' mean contribution). The
@@ -328,6 +329,8 @@ func (t *tracker) plan(o *Options) *Plan {
 	r.Reconstructed = o.Reconstruct
 	if o.Strategy != Layer {
 		r.Criterion = o.Importance.Criterion.String()
+	} else if o.RankLayers && o.LayerCriterion == LayerBI {
+		r.Criterion = "block-influence"
 	} else if o.RankLayers {
 		r.Criterion = "layer-skip-loss"
 	}

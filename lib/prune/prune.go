@@ -88,6 +88,13 @@ func score(m *models.Model, o *Options, k int) (*Scores, error) {
 		if err != nil {
 			return nil, errors.WithMessage(err, "calibration samples for layer ranking")
 		}
+		if o.LayerCriterion == LayerBI {
+			bi, err := importance.BlockInfluence(m, calib)
+			if err != nil {
+				return nil, err
+			}
+			return &Scores{Layers: bi}, nil
+		}
 		_, delta, err := importance.LayerSkipLoss(m, calib)
 		if err != nil {
 			return nil, err
