@@ -20,7 +20,7 @@ import (
 type flapReference struct {
 	Threshold      float64   `json:"threshold"`
 	BlockInfluence []float64 `json:"block_influence"`
-	Layers    []struct {
+	Layers         []struct {
 		Layer           int       `json:"layer"`
 		KVHeadsKept     []int     `json:"kv_heads_kept"`
 		MLPChannelsKept []int     `json:"mlp_channels_kept"`
