@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,5 +80,15 @@ func TestConvertGGUFBadInput(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(existing); string(b) != "x" {
 		t.Error("an existing --out was changed without --force")
+	}
+	// With its own model the adapter is merged into the GGUF weights: the file scores as the
+	// model with the adapter applied.
+	input := writeFile(t, filepath.Join(dir, "in.jsonl"), `{"ids":[1,403,407,261,378,432,383,286,261,376]}`+"\n")
+	mustSucceed(t, "convert", "--model", model, "--adapter", adapter, "--out", out)
+	want := parseScores(t, mustSucceed(t, "score", "--model", model, "--adapter", adapter, "--input", input).stdout)
+	got := parseScores(t, mustSucceed(t, "score", "--model", out, "--input", input).stdout)
+	base := parseScores(t, mustSucceed(t, "score", "--model", model, "--input", input).stdout)
+	if math.Abs(got[0].NLL-want[0].NLL) > 1e-4 || got[0].NLL == base[0].NLL {
+		t.Errorf("GGUF with merged adapter: nll %.6f, with the adapter applied %.6f, without %.6f", got[0].NLL, want[0].NLL, base[0].NLL)
 	}
 }

@@ -6,13 +6,11 @@ package main
 // sets it).
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,80 +22,38 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/llamacpp"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/llmpruner/llmpruner/lib/prune"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 )
 
-// llamaRun is one model and the tasks scripts/llamacpp.mjs runs on it.
-type llamaRun struct {
-	Model   string           `json:"model"`
-	Context int              `json:"context,omitempty"`
-	Tasks   []map[string]any `json:"tasks"`
-}
-
-// llamaResult is one task's result.
-type llamaResult struct {
-	IDs    json.RawMessage `json:"ids"`
-	Logits [][]float32     `json:"logits"`
-}
-
-func (r llamaResult) greedy(t *testing.T) []int {
-	var ids []int
-	if err := json.Unmarshal(r.IDs, &ids); err != nil {
-		t.Fatal(err)
-	}
-	return ids
-}
-
-func (r llamaResult) tokenized(t *testing.T) [][]int {
-	var ids [][]int
-	if err := json.Unmarshal(r.IDs, &ids); err != nil {
-		t.Fatal(err)
-	}
-	return ids
-}
-
-// llamaCppModules returns node-llama-cpp's node_modules directory, or skips (fails when required).
-func llamaCppModules(t *testing.T) string {
+// llamaCpp returns a llama.cpp runner (threads 0: every core), or skips (fails when required).
+func llamaCpp(t *testing.T, threads int) *llamacpp.Runner {
 	t.Helper()
-	dir := os.Getenv("LLMPRUNER_NODE_MODULES")
-	_, nodeErr := exec.LookPath("node")
-	_, pkgErr := os.Stat(filepath.Join(dir, "node-llama-cpp", "dist", "index.js"))
-	if dir == "" || nodeErr != nil || pkgErr != nil {
-		msg := "llama.cpp tests need node and LLMPRUNER_NODE_MODULES pointing at a node_modules with node-llama-cpp@3.22.1 and @node-llama-cpp/linux-x64@3.22.1"
-		if os.Getenv("LLMPRUNER_REQUIRE_LLAMACPP") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dir
-}
-
-// runLlamaCpp runs the runs in one node process (one thread: the tests compare numbers, not speed).
-func runLlamaCpp(t *testing.T, runs ...llamaRun) [][]llamaResult {
-	t.Helper()
-	modules := llamaCppModules(t)
-	req, _ := json.Marshal(map[string]any{"runs": runs, "threads": 1})
-	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "llamacpp.mjs"))
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", script)
-	cmd.Env = append(os.Environ(), "LLMPRUNER_NODE_MODULES="+modules)
-	cmd.Stdin = bytes.NewReader(req)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("llama.cpp: %v\n%s", err, stderr.String())
+	r, err := llamacpp.New(repo)
+	if err != nil {
+		if os.Getenv("LLMPRUNER_REQUIRE_LLAMACPP") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip("llama.cpp tests skipped: ", err)
 	}
-	var out struct {
-		Runs [][]llamaResult `json:"runs"`
+	r.Threads = threads
+	return r
+}
+
+// runLlamaCpp runs the runs in one node process with one thread (the tests compare numbers, not speed).
+func runLlamaCpp(t *testing.T, runs ...llamacpp.Run) [][]llamacpp.Result {
+	t.Helper()
+	res, err := llamaCpp(t, 1).Run(runs...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("llama.cpp output: %v (%.200s)", err, stdout.String())
-	}
-	return out.Runs
+	return res
 }
 
 // loadModel loads a model in-process (for logits).
@@ -172,7 +128,7 @@ func agreement(a, b []int) int {
 // is the published one and the logits match llmpruner's; F16, BF16 and Q8_0: measured error and
 // greedy agreement (logged; loose bounds).
 func TestLlamaCppStories260K(t *testing.T) {
-	llamaCppModules(t)
+	llamaCpp(t, 1)
 	model := stories260K(t)
 	dir := t.TempDir()
 	story := storyIDs(t)
@@ -181,18 +137,28 @@ func TestLlamaCppStories260K(t *testing.T) {
 		t.Fatal(err)
 	}
 	types := []string{"f32", "f16", "bf16", "q8_0"}
-	var runs []llamaRun
+	var runs []llamacpp.Run
 	for _, typ := range types {
 		out := filepath.Join(dir, typ+".gguf")
 		mustSucceed(t, "convert", "--model", model, "--out", out, "--dtype", typ)
-		runs = append(runs, llamaRun{Model: out, Tasks: []map[string]any{
-			{"op": "greedy", "ids": []int{1}, "n": 64},
-			{"op": "logits", "ids": story},
-		}})
+		runs = append(runs, llamacpp.Run{Model: out, Tasks: []llamacpp.Task{llamacpp.Greedy([]int{1}, 64), llamacpp.Logits(story)}})
 	}
+	runs[0].Tasks = append(runs[0].Tasks, llamacpp.Tokenize(tokenizerTexts))
 	res := runLlamaCpp(t, runs...)
+	// The llama2.c tokenizer (tok512.bin) written as SentencePiece-style metadata tokenizes as
+	// llmpruner's llama2.c tokenizer.
+	tok := loadModel(t, model, "").Tokenizer
+	for j, text := range tokenizerTexts {
+		want, err := tok.Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res[0][2].Tokens[j]; !slices.Equal(got, want) {
+			t.Errorf("tok512 %q: llama.cpp %v, llmpruner %v", text, got, want)
+		}
+	}
 	for i, typ := range types {
-		greedy := res[i][0].greedy(t)
+		greedy := res[i][0].IDs
 		e := logitsError(t, res[i][1].Logits, want[0])
 		agree := agreement(greedy, story[1:])
 		t.Logf("%-4s: logits max error %.2e of the largest |logit|; greedy agrees with llmpruner for %d of 64 tokens", typ, e, agree)
@@ -210,7 +176,7 @@ func TestLlamaCppStories260K(t *testing.T) {
 // stories260K in llama.cpp: greedy ids equal `llmpruner generate` for 48 tokens and the logits
 // agree within 1e-3 relative.
 func TestLlamaCppPruned(t *testing.T) {
-	llamaCppModules(t)
+	llamaCpp(t, 1)
 	model := stories260K(t)
 	dir := t.TempDir()
 	calib := storiesTrainText(t, 20)
@@ -240,7 +206,7 @@ func TestLlamaCppPruned(t *testing.T) {
 	}
 	story := storyIDs(t)
 	cases := []struct{ name, dir, arch string }{{"block", block, "deci"}, {"layer", layer, "llama"}, {"biased", biased, "deci"}}
-	var runs []llamaRun
+	var runs []llamacpp.Run
 	for _, c := range cases {
 		out := filepath.Join(dir, c.name+".gguf")
 		res := mustSucceed(t, "convert", "--model", c.dir, "--out", out, "--json")
@@ -250,15 +216,12 @@ func TestLlamaCppPruned(t *testing.T) {
 		if err := json.Unmarshal([]byte(res.stdout), &info); err != nil || info.Arch != c.arch {
 			t.Errorf("%s: architecture %q, want %s (%v)", c.name, info.Arch, c.arch, err)
 		}
-		runs = append(runs, llamaRun{Model: out, Tasks: []map[string]any{
-			{"op": "greedy", "ids": []int{1}, "n": 48},
-			{"op": "logits", "ids": story},
-		}})
+		runs = append(runs, llamacpp.Run{Model: out, Tasks: []llamacpp.Task{llamacpp.Greedy([]int{1}, 48), llamacpp.Logits(story)}})
 	}
 	res := runLlamaCpp(t, runs...)
 	for i, c := range cases {
 		want := generateIDs(t, c.dir, 48)
-		got := res[i][0].greedy(t)
+		got := res[i][0].IDs
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: llama.cpp greedy %v\nllmpruner generate %v", c.name, got, want)
 		}
@@ -279,7 +242,7 @@ func TestLlamaCppPruned(t *testing.T) {
 // layer 2 (deci's attention-free layer), no MLP in layer 3 (one zero channel), nothing left in
 // layer 4 (left out).
 func TestLlamaCppEmptyLayers(t *testing.T) {
-	llamaCppModules(t)
+	llamaCpp(t, 1)
 	m := loadModel(t, stories260K(t), "")
 	cfg := m.Config.Clone()
 	specs, err := models.ExpectedTensors(m.Config)
@@ -333,7 +296,7 @@ func TestLlamaCppEmptyLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := runLlamaCpp(t, llamaRun{Model: path, Tasks: []map[string]any{{"op": "logits", "ids": story}}})
+	out := runLlamaCpp(t, llamacpp.Run{Model: path, Tasks: []llamacpp.Task{llamacpp.Logits(story)}})
 	e := logitsError(t, out[0][0].Logits, want[0])
 	t.Logf("empty layers: logits max error %.2e relative", e)
 	if e > 1e-4 {
@@ -364,7 +327,7 @@ var tokenizerTexts = []string{
 // one with the LLaMA-3 tiktoken tokenizer, written as GGUF: llama.cpp tokenizes every test string
 // as llmpruner does, and llama.cpp's own test strings into Hugging Face's ids.
 func TestLlamaCppTokenizers(t *testing.T) {
-	llamaCppModules(t)
+	llamaCpp(t, 1)
 	dir := t.TempDir()
 	// LLaMA-2: the tiny random HF model (vocab 32000) with the LLaMA-2 tokenizer.model.
 	l2tok := dataPath(t, "tokenizers/llama2/tokenizer.model")
@@ -386,15 +349,15 @@ func TestLlamaCppTokenizers(t *testing.T) {
 	spmTexts, spmIDs := vocabTestStrings(t, "ggml-vocab-llama-spm.gguf")
 	bpeTexts, bpeIDs := vocabTestStrings(t, "ggml-vocab-llama-bpe.gguf")
 	out := runLlamaCpp(t,
-		llamaRun{Model: l2, Tasks: []map[string]any{{"op": "tokenize", "texts": tokenizerTexts}, {"op": "tokenize", "texts": spmTexts}}},
-		llamaRun{Model: l3, Tasks: []map[string]any{{"op": "tokenize", "texts": tokenizerTexts}, {"op": "tokenize", "texts": bpeTexts}}},
+		llamacpp.Run{Model: l2, Tasks: []llamacpp.Task{llamacpp.Tokenize(tokenizerTexts), llamacpp.Tokenize(spmTexts)}},
+		llamacpp.Run{Model: l3, Tasks: []llamacpp.Task{llamacpp.Tokenize(tokenizerTexts), llamacpp.Tokenize(bpeTexts)}},
 	)
 	for i, c := range []struct {
 		name    string
 		refText []string
 		refIDs  [][]int
 	}{{"llama2", spmTexts, spmIDs}, {"llama3", bpeTexts, bpeIDs}} {
-		got := out[i][0].tokenized(t)
+		got := out[i][0].Tokens
 		for j, text := range tokenizerTexts {
 			want, err := texts[c.name].Encode(text)
 			if err != nil {
@@ -404,7 +367,7 @@ func TestLlamaCppTokenizers(t *testing.T) {
 				t.Errorf("%s %q: llama.cpp %v, llmpruner %v", c.name, text, got[j], want)
 			}
 		}
-		hf := out[i][1].tokenized(t)
+		hf := out[i][1].Tokens
 		for j, text := range c.refText {
 			if !slices.Equal(hf[j], c.refIDs[j]) {
 				t.Errorf("%s %q: llama.cpp %v, Hugging Face %v", c.name, text, hf[j], c.refIDs[j])
