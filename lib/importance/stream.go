@@ -245,19 +245,29 @@ func (s *streamer) run() error {
 	freeAll(xs[L : L+1])
 	xs[L] = nil
 
-	// Backward, one layer at a time.
-	for l := L - 1; l >= 0; l-- {
+	// Backward, one layer at a time, down to the lowest layer with needed salience (down to the
+	// embedding when its salience is needed).
+	stop := 0
+	if len(s.outerAxes) == 0 {
+		for stop < L && len(s.layerAxes[stop]) == 0 {
+			stop++
+		}
+	}
+	for l := L - 1; l >= stop; l-- {
 		s.progress("backward: layer %d of %d", l+1, L)
-		dx, err := s.layerBackward(l, xs[l], dy)
+		dx, err := s.layerBackward(l, xs[l], dy, l > stop || len(s.outerAxes) > 0)
 		dy.FinalizeAll()
 		if err != nil {
 			return errors.WithMessagef(err, "backward of layer %d", l)
 		}
-		dy = dx
-		if l > 0 { // x_0 is still needed by the embedding's gradient
+		dy = dx // nil after the last layer unless the embedding's salience needs it
+		if l > 0 {
 			xs[l].FinalizeAll()
 			xs[l] = nil
 		}
+	}
+	if dy == nil {
+		return nil
 	}
 	defer dy.FinalizeAll()
 	if len(s.outerAxes) > 0 {
@@ -316,14 +326,17 @@ func (s *streamer) layerForward(l int, x *tensors.Tensor) (*tensors.Tensor, erro
 }
 
 // vjp builds layer l's forward on x with the weights params and returns the gradients of Σ y⊙dy
-// with respect to x and the float32 weight nodes of the needed tensors (in the order of needed;
-// none when withWeights is false), plus those weight nodes.
-func (s *streamer) vjp(l int, names []string, x *Node, params []*Node, dy *Node, needed []string, withWeights bool) (dx *Node, w, g []*Node) {
+// with respect to x (nil unless withX) and the float32 weight nodes of the needed tensors (in the
+// order of needed; none unless withWeights), plus those weight nodes.
+func (s *streamer) vjp(l int, names []string, x *Node, params []*Node, dy *Node, needed []string, withX, withWeights bool) (dx *Node, w, g []*Node) {
 	f32 := map[string]*Node{}
 	hooks := weightHooks(names, params, f32)
 	y := models.LayerStage(s.cfg, l, x, hooks)
 	target := ReduceAllSum(Mul(y, dy))
-	wrt := []*Node{x}
+	var wrt []*Node
+	if withX {
+		wrt = append(wrt, x)
+	}
 	w = make([]*Node, len(needed))
 	for i, n := range needed {
 		w[i] = hooks.Weight(x.Graph(), n)
@@ -331,13 +344,19 @@ func (s *streamer) vjp(l int, names []string, x *Node, params []*Node, dy *Node,
 	if withWeights {
 		wrt = append(wrt, w...)
 	}
+	if len(wrt) == 0 {
+		return nil, w, nil
+	}
 	grads := Gradient(target, wrt...)
-	return grads[0], w, grads[1:]
+	if withX {
+		return grads[0], w, grads[1:]
+	}
+	return nil, w, grads
 }
 
-// layerBackward reads layer l, accumulates A over the samples (second-order modes), and returns
-// dx while storing the salience of the layer's needed axes.
-func (s *streamer) layerBackward(l int, x, dy *tensors.Tensor) (*tensors.Tensor, error) {
+// layerBackward reads layer l, accumulates A over the samples (second-order modes), stores the
+// salience of the layer's needed axes and returns dx (nil unless withX).
+func (s *streamer) layerBackward(l int, x, dy *tensors.Tensor, withX bool) (*tensors.Tensor, error) {
 	names := specNames(models.LayerTensors(s.cfg, l))
 	axes := s.layerAxes[l]
 	needed := tensorNames(axes)
@@ -354,10 +373,16 @@ func (s *streamer) layerBackward(l int, x, dy *tensors.Tensor) (*tensors.Tensor,
 			return nil, err
 		}
 	}
+	if withX {
+		key += ",dx"
+	}
 	e, err := s.exec("backward "+key, func(in []*Node) []*Node {
 		x, params, dy, a := in[0], in[1:1+k], in[1+k], in[2+k:]
-		dx, wn, g := s.vjp(l, names, x, params, dy, needed, s.first && len(needed) > 0)
-		outs := []*Node{dx}
+		dx, wn, g := s.vjp(l, names, x, params, dy, needed, withX, s.first && len(needed) > 0)
+		var outs []*Node
+		if withX {
+			outs = append(outs, dx)
+		}
 		idx := map[string]int{}
 		for i, n := range needed {
 			idx[n] = i
@@ -385,11 +410,17 @@ func (s *streamer) layerBackward(l int, x, dy *tensors.Tensor) (*tensors.Tensor,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.storeSalience(axes, out[1:]); err != nil {
-		out[0].FinalizeAll()
+	var dx *tensors.Tensor
+	if withX {
+		dx, out = out[0], out[1:]
+	}
+	if err := s.storeSalience(axes, out); err != nil {
+		if dx != nil {
+			dx.FinalizeAll()
+		}
 		return nil, err
 	}
-	return out[0], nil
+	return dx, nil
 }
 
 // layerFisher returns A_i = (1/N) Σ_j g_ij² for the needed tensors of layer l, one batch-1
@@ -398,7 +429,7 @@ func (s *streamer) layerFisher(l int, key string, names, needed []string, w []*t
 	k, N := len(names), float64(s.N)
 	e, err := s.exec("fisher "+key, func(in []*Node) []*Node {
 		x, params, dy, a := in[0], in[1:1+k], in[1+k], in[2+k:]
-		_, _, g := s.vjp(l, names, x, params, dy, needed, true)
+		_, _, g := s.vjp(l, names, x, params, dy, needed, false, true)
 		outs := make([]*Node, len(needed))
 		for i := range needed {
 			outs[i] = Add(a[i], MulScalar(Square(g[i]), N)) // (N·g')²/N
