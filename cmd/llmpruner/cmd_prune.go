@@ -21,7 +21,7 @@ var pruneCmd = &command{
       [--structure uniform|adaptive] [--reconstruct [--reconstruct-damp 0.01]]
       [--reduction sum|mean|max|prod|first] [--global] [--iterative-steps K] [--round-to K]
       [--calib PATH | --calib-ids F.json] [--num-examples 10] [--calib-seq-len 64] [--seed 42]
-      [--save-plan P.json] [--dtype f32|bf16|f16] [--force] [--json]
+      [--save-plan P.json] [--dtype f32|bf16|f16] [--stream] [--max-memory SIZE] [--force] [--json]
    or prune --model M --out DIR --plan P.json [--dtype …] [--force] [--json]`,
 	details: `As LLM-Pruner's hf_prune.py: groups (attention heads — for GQA a kv head with the query heads
 sharing it —, MLP channels, hidden channels, layers) are scored by --criterion and the least
@@ -48,7 +48,12 @@ The output is an HF directory. When every layer keeps the same sizes (e.g. --str
 channel) its config.json is stock and transformers and vLLM load it; a block-pruned model's layers
 differ, and its config.json adds per-layer lists that only llmpruner reads (stock transformers
 cannot build per-layer sizes). To deploy such a model, convert it to GGUF (llmpruner convert --out
-M.gguf): llama.cpp and the tools built on it run it (architecture deci).`,
+M.gguf): llama.cpp and the tools built on it run it (architecture deci).
+--stream prunes a model larger than memory: importance is computed one decoder layer at a time from
+the checkpoint (Taylor: forward layer by layer, backward layer by layer re-reading each layer; the
+same scores as loading it) and the pruned model is written one tensor at a time (LLaMA family, one
+step, no --rank-layers or --adapter). --max-memory SIZE streams only when the loaded model would
+need more than SIZE, and refuses when even one layer at a time does not fit.`,
 	examples: []string{
 		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-pruned --strategy block --ratio 0.2 --attn-layers 1:4 --mlp-layers 1:4 --criterion taylor --calib $LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt --save-plan plan.json",
 		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-replayed --plan plan.json",
@@ -56,6 +61,7 @@ M.gguf): llama.cpp and the tools built on it run it (architecture deci).`,
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-l24 --strategy layer --keep-layers 24",
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-bi24 --strategy layer --keep-layers 24 --layer-criterion bi --calib calib.txt",
 		"llmpruner prune --model ./llama-7b --out ./llama-7b-flap20 --strategy block --ratio 0.2 --criterion flap --calib calib.txt --num-examples 1024 --calib-seq-len 128",
+		"llmpruner prune --model ./llama-7b --out ./llama-7b-20 --strategy block --ratio 0.25 --attn-layers 4:30 --mlp-layers 4:30 --criterion taylor --calib alpaca.txt --max-memory 8GB",
 	},
 	run: runPrune,
 }
@@ -83,6 +89,8 @@ type pruneFlags struct {
 	plan        string
 	dtype       string
 	force       bool
+	stream      bool
+	maxMemory   string
 }
 
 func runPrune(e *env, args []string) error {
@@ -109,6 +117,8 @@ func runPrune(e *env, args []string) error {
 	fs.StringVar(&f.plan, "plan", "", "apply the saved plan `P.json` (from --save-plan) instead of scoring; no --strategy/--ratio/--criterion")
 	fs.StringVar(&f.dtype, "dtype", "", "weight `dtype` of the output: f32, bf16 or f16 (default: as stored)")
 	fs.BoolVar(&f.force, "force", false, "replace an existing non-empty --out directory")
+	fs.BoolVar(&f.stream, "stream", false, "never load the whole model: score one decoder layer at a time from the checkpoint and write the pruned model tensor by tensor (LLaMA family, one step)")
+	fs.StringVar(&f.maxMemory, "max-memory", "", "memory `limit` (e.g. 8GB): stream when the loaded model would not fit, refuse when even one layer does not")
 	if err := e.parse(args); err != nil {
 		return err
 	}
@@ -137,6 +147,19 @@ func runPrune(e *env, args []string) error {
 	if _, err := models.ParseSaveDType(f.dtype); err != nil {
 		return usageErrorf("--dtype: %v", err)
 	}
+	if f.stream || f.maxMemory != "" {
+		streamed, sm, r, err := e.streamChoice(&f, &opts, saved)
+		if err != nil {
+			return err
+		}
+		if streamed {
+			rep, err := e.runStreamedPrune(&f, opts, saved, sm, r)
+			if err != nil {
+				return err
+			}
+			return e.prunedOutput(&f, rep)
+		}
+	}
 	e.mergeAdapter = true // pruning changes the weights' shapes: prune the merged model
 	m, err := e.loadModel()
 	if err != nil {
@@ -155,8 +178,10 @@ func runPrune(e *env, args []string) error {
 		if err := opts.Validate(m.Config); err != nil {
 			return errors.WithMessagef(err, "model %s", e.model)
 		}
-		if opts.Sampler, err = f.sampler(m, &opts); err != nil {
-			return err
+		if opts.Sampler == nil {
+			if opts.Sampler, err = f.sampler(m, &opts); err != nil {
+				return err
+			}
 		}
 		if rep, err = e.runPruning(m, opts); err != nil {
 			return err
@@ -168,6 +193,11 @@ func runPrune(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	return e.prunedOutput(&f, rep)
+}
+
+// prunedOutput reports the written model and saves the plan.
+func (e *env) prunedOutput(f *pruneFlags, rep *prune.Plan) error {
 	e.logf("wrote %s (%s on disk)", f.out, humanBytes(dirSize(f.out)))
 	if f.savePlan != "" {
 		if err := rep.Save(f.savePlan); err != nil {

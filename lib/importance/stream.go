@@ -804,3 +804,76 @@ func (s *streamer) embedGrads(tokens, dy0 *tensors.Tensor, o *outerGrads) error 
 	o.a[config.LlamaEmbed] = a
 	return nil
 }
+
+// StreamEstimator is an Estimator that also scores a model read from its checkpoint (StreamSource)
+// without loading it whole. TaylorEstimator, Magnitude and RandomEstimator implement it.
+type StreamEstimator interface {
+	Estimator
+	StreamScores(src *StreamSource, fams []*groups.Family) ([][]float64, error)
+}
+
+// StreamScores implements StreamEstimator: random scores need no weights.
+func (e *RandomEstimator) StreamScores(_ *StreamSource, fams []*groups.Family) ([][]float64, error) {
+	return e.Scores(nil, fams)
+}
+
+// StreamScores implements StreamEstimator: each scored tensor is read from the checkpoint, reduced
+// in-graph and dropped (the same graph as Scores, one tensor at a time).
+func (e *Magnitude) StreamScores(src *StreamSource, fams []*groups.Family) ([][]float64, error) {
+	if err := models.CheckTensors(src.Config, src.Reader.Tensors()); err != nil {
+		return nil, errors.WithMessage(err, "streamed magnitude importance")
+	}
+	axes := NeededAxes(fams)
+	sal := Salience{}
+	s := &streamer{src: src, execs: map[string]*Exec{}}
+	defer s.finalize()
+	if src.Backend.HasSharedBuffers() {
+		s.alloc = func(shape shapes.Shape) (*tensors.Tensor, error) {
+			return tensors.FromShapeForBackend(src.Backend, 0, shape)
+		}
+	}
+	for _, n := range tensorNames(axes) {
+		var mine []groups.TensorAxis
+		for _, ta := range axes {
+			if ta.Tensor == n {
+				mine = append(mine, ta)
+			}
+		}
+		w, err := s.read([]string{n})
+		if err != nil {
+			return nil, errors.WithMessage(err, "streamed magnitude importance")
+		}
+		key := fmt.Sprint("magnitude ", e.P)
+		for _, ta := range mine {
+			key += fmt.Sprint(" ", ta.Axis)
+		}
+		exec, err := s.exec(key, func(in []*Node) []*Node {
+			a := Abs(ConvertDType(in[0], dtypes.Float32))
+			if e.P != 1 {
+				a = PowScalar(a, float64(e.P))
+			}
+			outs := make([]*Node, len(mine))
+			for i, ta := range mine {
+				outs[i] = reduceToAxis(a, ta.Axis)
+			}
+			return outs
+		})
+		if err != nil {
+			freeAll(w)
+			return nil, err
+		}
+		out, err := exec.Call(w[0])
+		freeAll(w)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "streamed magnitude importance of %s", n)
+		}
+		got, err := toSalience(mine, out)
+		if err != nil {
+			return nil, err
+		}
+		for ta, v := range got {
+			sal[ta] = v
+		}
+	}
+	return GroupScores(fams, sal, e.Reduction)
+}

@@ -29,7 +29,11 @@ func Apply(m *models.Model, plan *Plan) (err error) {
 	if err := plan.CheckModel(m.Config); err != nil {
 		return errors.WithMessage(err, "apply plan")
 	}
-	cfg := m.Config
+	return applyRemoval(m, removalOf(m.Config, plan))
+}
+
+// removalOf is what plan removes from a model of config cfg.
+func removalOf(cfg *config.Config, plan *Plan) *removal {
 	r := newRemoval()
 	r.hidden = complement(cfg.Hidden, plan.HiddenChannelsKept)
 	r.layers = complement(cfg.NumLayers(), plan.LayersKept)
@@ -48,7 +52,7 @@ func Apply(m *models.Model, plan *Plan) (err error) {
 			r.downBias[l] = lp.DownProjBias
 		}
 	}
-	return applyRemoval(m, r)
+	return r
 }
 
 // complement returns the indices in [0, n) not in kept (sorted).
@@ -70,27 +74,9 @@ func complement(n int, kept []int) []int {
 func applyRemoval(m *models.Model, r *removal) error {
 	defer m.ResetExecs()
 	cfg := m.Config
-	var remove []groups.Group
-	for _, l := range sortedKeys(r.heads) {
-		f, err := groups.AttentionHeads(cfg, l)
-		if err != nil {
-			return err
-		}
-		remove = append(remove, pick(f, r.heads[l])...)
-	}
-	for _, l := range sortedKeys(r.mlp) {
-		f, err := groups.MLPChannels(cfg, l)
-		if err != nil {
-			return err
-		}
-		remove = append(remove, pick(f, r.mlp[l])...)
-	}
-	if len(r.hidden) > 0 {
-		f, err := groups.HiddenChannels(cfg)
-		if err != nil {
-			return err
-		}
-		remove = append(remove, pick(f, r.hidden)...)
+	remove, err := r.groups(cfg)
+	if err != nil {
+		return err
 	}
 	if len(remove) > 0 {
 		next, err := RemoveGroups(m.Store, cfg, remove)
@@ -114,6 +100,33 @@ func applyRemoval(m *models.Model, r *removal) error {
 		m.Config = next
 	}
 	return nil
+}
+
+// groups lists the head, MLP-channel and hidden-channel groups r removes from a model of config cfg.
+func (r *removal) groups(cfg *config.Config) ([]groups.Group, error) {
+	var remove []groups.Group
+	for _, l := range sortedKeys(r.heads) {
+		f, err := groups.AttentionHeads(cfg, l)
+		if err != nil {
+			return nil, err
+		}
+		remove = append(remove, pick(f, r.heads[l])...)
+	}
+	for _, l := range sortedKeys(r.mlp) {
+		f, err := groups.MLPChannels(cfg, l)
+		if err != nil {
+			return nil, err
+		}
+		remove = append(remove, pick(f, r.mlp[l])...)
+	}
+	if len(r.hidden) > 0 {
+		f, err := groups.HiddenChannels(cfg)
+		if err != nil {
+			return nil, err
+		}
+		remove = append(remove, pick(f, r.hidden)...)
+	}
+	return remove, nil
 }
 
 func sortedKeys[V any](m map[int]V) []int {
@@ -226,32 +239,11 @@ func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][
 // first variable is replaced (SetValue frees the old tensor), so an error leaves the store as it was.
 // Layer groups are removed with RemoveLayers.
 func RemoveGroups(store *model.Store, cfg *config.Config, remove []groups.Group) (*config.Config, error) {
-	next := cfg.Clone()
-	for _, g := range remove {
-		switch g.Kind {
-		case groups.Head:
-			nRep := cfg.Heads[g.Layer] / cfg.KVHeads[g.Layer]
-			next.KVHeads[g.Layer]--
-			next.Heads[g.Layer] -= nRep
-		case groups.MLPChannel:
-			next.Inter[g.Layer]--
-		case groups.HiddenChannel:
-			next.Hidden--
-		default:
-			return nil, errors.Errorf("RemoveGroups: %s groups are removed with RemoveLayers", g.Kind)
-		}
+	next, err := groupsRemovedConfig(cfg, remove)
+	if err != nil {
+		return nil, err
 	}
-	if err := next.Validate(); err != nil {
-		return nil, errors.WithMessage(err, "pruned config")
-	}
-	cut, _ := groups.Removal(remove)
-	perTensor := map[string]map[int][]int{} // tensor → axis → removed indices
-	for ta, idx := range cut {
-		if perTensor[ta.Tensor] == nil {
-			perTensor[ta.Tensor] = map[int][]int{}
-		}
-		perTensor[ta.Tensor][ta.Axis] = idx
-	}
+	perTensor := tensorCuts(remove)
 	names := make([]string, 0, len(perTensor))
 	for n := range perTensor {
 		names = append(names, n)
@@ -286,6 +278,43 @@ func RemoveGroups(store *model.Store, cfg *config.Config, remove []groups.Group)
 		return nil, err
 	}
 	return next, nil
+}
+
+// groupsRemovedConfig is the config of cfg's model without the given head, MLP-channel and
+// hidden-channel groups.
+func groupsRemovedConfig(cfg *config.Config, remove []groups.Group) (*config.Config, error) {
+	next := cfg.Clone()
+	for _, g := range remove {
+		switch g.Kind {
+		case groups.Head:
+			nRep := cfg.Heads[g.Layer] / cfg.KVHeads[g.Layer]
+			next.KVHeads[g.Layer]--
+			next.Heads[g.Layer] -= nRep
+		case groups.MLPChannel:
+			next.Inter[g.Layer]--
+		case groups.HiddenChannel:
+			next.Hidden--
+		default:
+			return nil, errors.Errorf("RemoveGroups: %s groups are removed with RemoveLayers", g.Kind)
+		}
+	}
+	if err := next.Validate(); err != nil {
+		return nil, errors.WithMessage(err, "pruned config")
+	}
+	return next, nil
+}
+
+// tensorCuts maps each tensor the groups cut to its removed indices per axis.
+func tensorCuts(remove []groups.Group) map[string]map[int][]int {
+	cut, _ := groups.Removal(remove)
+	perTensor := map[string]map[int][]int{} // tensor → axis → removed indices
+	for ta, idx := range cut {
+		if perTensor[ta.Tensor] == nil {
+			perTensor[ta.Tensor] = map[int][]int{}
+		}
+		perTensor[ta.Tensor][ta.Axis] = idx
+	}
+	return perTensor
 }
 
 // sliceTensor returns a new host tensor holding t without the removed indices along each axis
@@ -362,17 +391,7 @@ func RemoveLayers(store *model.Store, cfg *config.Config, remove []int) (*config
 	if len(drop) >= L {
 		return nil, nil, errors.New("RemoveLayers: cannot remove every layer")
 	}
-	next := cfg.Clone()
-	next.Heads, next.KVHeads, next.Inter = nil, nil, nil
-	var kept []int
-	for l := range L {
-		if !drop[l] {
-			kept = append(kept, l)
-			next.Heads = append(next.Heads, cfg.Heads[l])
-			next.KVHeads = append(next.KVHeads, cfg.KVHeads[l])
-			next.Inter = append(next.Inter, cfg.Inter[l])
-		}
-	}
+	next, kept := layersRemovedConfig(cfg, drop)
 	for l := range L {
 		if !drop[l] {
 			continue
@@ -398,6 +417,23 @@ func RemoveLayers(store *model.Store, cfg *config.Config, remove []int) (*config
 		return nil, nil, err
 	}
 	return next, kept, nil
+}
+
+// layersRemovedConfig is the config of cfg's model without the dropped layers, and the kept
+// original layer indices.
+func layersRemovedConfig(cfg *config.Config, drop map[int]bool) (*config.Config, []int) {
+	next := cfg.Clone()
+	next.Heads, next.KVHeads, next.Inter = nil, nil, nil
+	var kept []int
+	for l := range cfg.NumLayers() {
+		if !drop[l] {
+			kept = append(kept, l)
+			next.Heads = append(next.Heads, cfg.Heads[l])
+			next.KVHeads = append(next.KVHeads, cfg.KVHeads[l])
+			next.Inter = append(next.Inter, cfg.Inter[l])
+		}
+	}
+	return next, kept
 }
 
 // checkShapes verifies that the store holds exactly the tensors cfg implies, with their shapes.

@@ -119,10 +119,16 @@ func score(m *models.Model, o *Options, k int) (*Scores, error) {
 	if err != nil {
 		return nil, errors.WithMessagef(err, "step %d", k)
 	}
-	s := &Scores{Heads: make([][]float64, L), MLP: make([][]float64, L)}
+	s := scoresOf(L, fams, raw)
 	if f, ok := est.(*importance.FLAPEstimator); ok {
 		s.Compensate = f.Compensation(m)
 	}
+	return s, nil
+}
+
+// scoresOf files the estimator's per-family scores under Scores.
+func scoresOf(L int, fams []*groups.Family, raw [][]float64) *Scores {
+	s := &Scores{Heads: make([][]float64, L), MLP: make([][]float64, L)}
 	for i, f := range fams {
 		switch f.Kind {
 		case groups.Head:
@@ -133,7 +139,7 @@ func score(m *models.Model, o *Options, k int) (*Scores, error) {
 			s.Hidden = raw[i]
 		}
 	}
-	return s, nil
+	return s
 }
 
 // familiesOf builds the families the strategy prunes in the current model.
