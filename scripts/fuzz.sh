@@ -24,7 +24,7 @@ while read -r file target; do
   pkg="./$(dirname "$file")"
   start=$SECONDS
   # Minimising a new interesting input may take up to a minute by default: cap it.
-  out="$(go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10x "$@" 2>&1)"
+  out="$(go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10x -timeout 0 "$@" 2>&1)"
   rc=$?
   execs="$(grep -oE 'execs: [0-9]+' <<<"$out" | tail -1 | grep -oE '[0-9]+' || true)"
   result=ok

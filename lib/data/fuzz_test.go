@@ -3,7 +3,9 @@ package data
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/llmpruner/llmpruner/internal/fuzzcheck"
 )
@@ -75,6 +77,40 @@ func FuzzReadAlpaca(f *testing.F) {
 				if p := AlpacaPrompt(r, true); !bytes.Contains([]byte(p), []byte(r.Instruction)) {
 					t.Fatalf("record %d: prompt lacks the instruction", i)
 				}
+			}
+		})
+	})
+}
+
+// FuzzTextCorpora: the plain-text corpora (WikiText-2 joined rows, PTB lines, calibration text).
+// Properties: no panic; bounded time and allocation; non-UTF-8 is an error; WikiText2Rows
+// inverts "\n\n".join(rows) whenever it succeeds.
+func FuzzTextCorpora(f *testing.F) {
+	for _, rel := range []string{"text/wikitext2/wikitext2_test_joined_crlf.txt", "text/ptb/ptb.valid.txt", "text/tinystories/tinystories_val_head.txt"} {
+		if head := fuzzcheck.HeadLines(rel, 12); head != nil {
+			f.Add(head)
+		}
+	}
+	f.Add([]byte(" = Title = \n\n\n\n Row one .\n\n"))
+	f.Add([]byte("caf\xe9\r\n"))
+	scratch := fuzzcheck.NewScratch(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := scratch.Write(t, "corpus.txt", data)
+		fuzzcheck.Bounded(t, len(data), 32, func() {
+			text, err := ReadWikiText2(p)
+			if err == nil {
+				if !utf8.ValidString(text) {
+					t.Fatal("ReadWikiText2 accepted invalid UTF-8")
+				}
+				if rows, err := WikiText2Rows(text); err == nil && strings.Join(rows, "\n\n") != text {
+					t.Fatalf("WikiText2Rows does not invert the join: %q", rows)
+				}
+			}
+			if text, err := ReadPTB(p); err == nil && !utf8.ValidString(text) {
+				t.Fatal("ReadPTB accepted invalid UTF-8")
+			}
+			if text, err := ReadCalibrationText(p); err == nil {
+				_ = SplitDocuments(text)
 			}
 		})
 	})
