@@ -7,7 +7,7 @@
 #                    PyTorch reference of the LLaMA-7B layer when python3-torch is installed
 #   make kernel      install the "llmpruner" Jupyter kernel (GoNB) for this working tree
 #   make notebooks   execute tutorials/ and notebooks/ headless; fails on any error cell
-#   make fuzz        mutate inputs for every fuzz target, FUZZTIME each (default 6s; CI does this);
+#   make fuzz        mutate inputs for every fuzz target, FUZZTIME each (default 5s; CI does this);
 #                    FUZZTIME=1000000x FUZZFLAGS="-parallel 1" is the soak the README reports
 #   make fmt-check   list files gofmt would change (fails if any)
 #   make docker-check  static checks of docker/ (no Docker engine needed)
@@ -54,7 +54,7 @@ bench:
 	go test -run '^$$' -bench . -benchtime 1x ./lib/eval ./lib/checkpoint
 	-/usr/bin/python3 scripts/bench_torch_layer.py --threads $$(nproc)
 
-FUZZTIME ?= 6s
+FUZZTIME ?= 5s
 FUZZFLAGS ?=
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME) . $(FUZZFLAGS)

@@ -44,6 +44,21 @@ func TestBadInputCatalogue(t *testing.T) {
 	ptGood, _ := os.ReadFile("testdata/pt_f32.bin")
 	eight := make([]byte, 8)
 	okShard := stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, eight)
+	gcfg, gnames, gget := nonUniform(t, []int{2}, []int{1}, []int{32})
+	ggufPath := filepath.Join(dir, "good.gguf")
+	if _, err := SaveGGUF(ggufPath, gcfg, gnames, gget, GGUFOptions{Type: GGUFQ8_0}); err != nil {
+		t.Fatal(err)
+	}
+	gguf, _ := os.ReadFile(ggufPath)
+	patched := func(off int, v uint64, width int) []byte {
+		b := bytes.Clone(gguf)
+		if width == 4 {
+			binary.LittleEndian.PutUint32(b[off:], uint32(v))
+		} else {
+			binary.LittleEndian.PutUint64(b[off:], v)
+		}
+		return b
+	}
 
 	cases := []struct {
 		name string
@@ -123,6 +138,19 @@ func TestBadInputCatalogue(t *testing.T) {
 		{"index escaping its directory", func() string {
 			return writeTemp(t, filepath.Join(dir, "escape"), SafetensorsIndexFile, []byte(`{"weight_map":{"a":"../x.safetensors"}}`))
 		}, []string{"../x.safetensors"}},
+		{"GGUF truncated", func() string { return writeTemp(t, dir, "trunc.gguf", gguf[:len(gguf)*2/3]) }, []string{"trunc.gguf"}},
+		{"GGUF version 1", func() string { return writeTemp(t, dir, "v1.gguf", patched(4, 1, 4)) }, []string{"v1.gguf", "GGUF version 1"}},
+		{"GGUF claiming 2^64-1 tensors", func() string { return writeTemp(t, dir, "count.gguf", patched(8, 1<<64-1, 8)) },
+			[]string{"count.gguf", "tensor count 18446744073709551615"}},
+		{"GGUF key longer than the file", func() string { return writeTemp(t, dir, "key.gguf", patched(24, 1<<40, 8)) },
+			[]string{"key.gguf", "string length 1099511627776"}},
+		{"GGUF of another architecture", func() string {
+			b := bytes.Clone(gguf)
+			i := bytes.Index(b, []byte("general.architecture"))
+			j := bytes.Index(b[i:], []byte("llama"))
+			copy(b[i+j:], "gpt2x")
+			return writeTemp(t, dir, "arch.gguf", b)
+		}, []string{"arch.gguf", "gpt2x"}},
 		{"llama2.c file too short for its header", func() string { return writeTemp(t, dir, "short.bin", []byte{64, 0, 0, 0, 1, 0}) }, []string{"short.bin"}},
 		{"llama2.c header disagrees with size", func() string {
 			h := make([]byte, 28+400)
