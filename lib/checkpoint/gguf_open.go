@@ -163,6 +163,10 @@ func (g *ggufFile) config() (*config.Config, error) {
 	if err == nil && (!ok || L == 0) {
 		err = errors.Errorf("%sblock_count is missing or 0", p)
 	}
+	if err == nil && L > config.MaxLayers {
+		// Bounded before the per-layer tables are built from it.
+		err = errors.Errorf("%sblock_count %d is implausible (more than %d)", p, L, config.MaxLayers)
+	}
 	if err != nil {
 		return nil, err
 	}

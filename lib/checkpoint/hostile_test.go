@@ -104,6 +104,9 @@ func TestHostileFilesFailBeforeAllocating(t *testing.T) {
 	}
 	ggufTensors := bytes.Clone(gguf)
 	binary.LittleEndian.PutUint64(ggufTensors[8:], 1<<64-1) // tensor count
+	ggufLayers := bytes.Clone(gguf) // llama.block_count (a uint32 value after its type) = 2²⁷+1
+	at := bytes.Index(ggufLayers, []byte("llama.block_count")) + len("llama.block_count") + 4
+	binary.LittleEndian.PutUint32(ggufLayers[at:], 1<<27+1)
 	ggufKV := bytes.Clone(gguf)
 	binary.LittleEndian.PutUint64(ggufKV[16:], 1<<63) // metadata key/value count
 
@@ -125,6 +128,7 @@ func TestHostileFilesFailBeforeAllocating(t *testing.T) {
 		{"llama2.c: 60000 layers in 4 KB", "layers.bin", v0, "implies", OpenLlama2C},
 		{"valid GGUF (control)", "ok.gguf", gguf, "", OpenGGUF},
 		{"GGUF: 2⁶⁴-1 tensors", "tensors.gguf", ggufTensors, "more than the file", OpenGGUF},
+		{"GGUF: 2²⁷+1 layers (found by FuzzGGUF: 6.4 GB allocated)", "layers.gguf", ggufLayers, "block_count 134217729", OpenGGUF},
 		{"GGUF: 2⁶³ metadata entries", "kv.gguf", ggufKV, "more than the file", OpenGGUF},
 	} {
 		t.Run(c.name, func(t *testing.T) {
