@@ -104,7 +104,7 @@ func TestHostileFilesFailBeforeAllocating(t *testing.T) {
 	}
 	ggufTensors := bytes.Clone(gguf)
 	binary.LittleEndian.PutUint64(ggufTensors[8:], 1<<64-1) // tensor count
-	ggufLayers := bytes.Clone(gguf) // llama.block_count (a uint32 value after its type) = 2²⁷+1
+	ggufLayers := bytes.Clone(gguf)                         // llama.block_count (a uint32 value after its type) = 2²⁷+1
 	at := bytes.Index(ggufLayers, []byte("llama.block_count")) + len("llama.block_count") + 4
 	binary.LittleEndian.PutUint32(ggufLayers[at:], 1<<27+1)
 	ggufKV := bytes.Clone(gguf)
