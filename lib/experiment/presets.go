@@ -42,6 +42,18 @@ func paperMethods(withLoRA map[string]bool) []Method {
 	return ms
 }
 
+// BeyondMethods are the retraining-free methods after LLM-Pruner (tutorial 08): FLAP (fluctuation
+// score, adaptive structure over every layer, bias compensation; ratio = fraction of the prunable
+// attention+MLP parameters, FLAP's "20%"), Wanda-sp at the block setting's ratio and ranges, and
+// Wanda-sp followed by the ridge re-fit (--reconstruct). Without tuning.
+func BeyondMethods(flapRatio float64) []Method {
+	return []Method{
+		{Name: "FLAP", Strategy: prune.Block, Criterion: importance.FLAP, Structure: prune.Adaptive, Ratio: flapRatio, AllLayers: true, WithoutFT: true},
+		{Name: "Wanda-sp", Strategy: prune.Block, Criterion: importance.WandaSP, WithoutFT: true},
+		{Name: "Wanda-sp + reconstruct", Strategy: prune.Block, Criterion: importance.WandaSP, Reconstruct: true, WithoutFT: true},
+	}
+}
+
 // LLaMA7B is the paper's LLaMA-7B (and Vicuna-7B) setting for the 20%-parameter table: block-wise
 // ratio 0.25 on layers 4–30 (attention and MLP), channel-wise 0.2, 10 calibration samples of 64
 // tokens, WikiText2/PTB perplexity over 128-token windows, the seven zero-shot tasks in full, and
@@ -57,7 +69,8 @@ func LLaMA7B(name, model string, small bool) Settings {
 	s := Settings{
 		Name: name, Model: model, Label: "20%", Ratio: 0.25,
 		AttnLayers: &prune.Range{Start: 4, End: 30}, MLPLayers: &prune.Range{Start: 4, End: 30},
-		Methods:   paperMethods(map[string]bool{"Channel": true, "Vector": true, "Element²": true, "Element¹": true}),
+		Methods: append(paperMethods(map[string]bool{"Channel": true, "Vector": true, "Element²": true, "Element¹": true}),
+			BeyondMethods(0.2)...),
 		CalibText: AlpacaData(), CalibN: 10, CalibLen: 64, Seed: 42,
 		PPL:         []TextEval{{Column: "WikiText2", Spec: "wikitext2", SeqLen: 128}, {Column: "PTB", Spec: "ptb", SeqLen: 128}},
 		ZeroShotDir: dataPath("zeroshot/lm-eval-docs"), Limit: eval.NoLimit,
@@ -72,7 +85,7 @@ func LLaMA7B(name, model string, small bool) Settings {
 		s.Label = "ratio 0.25" // the paper's label "20%" is a fraction of LLaMA-7B's parameters
 		s.Model = Stories260K()
 		s.AttnLayers, s.MLPLayers = &prune.Range{Start: 1, End: 4}, &prune.Range{Start: 1, End: 4}
-		s.Methods = paperMethods(map[string]bool{"Element¹": true})
+		s.Methods = append(paperMethods(map[string]bool{"Element¹": true}), BeyondMethods(0.2)...)
 		s.CalibText = TinyStoriesText()
 		for i := range s.PPL {
 			s.PPL[i].MaxChars = 12_000

@@ -252,7 +252,8 @@ func (r *runner) pruned(meth Method) (string, error) {
 			Sampler: func(step int) ([][]int, error) {
 				return data.CalibrationSamples(m.Tokenizer, r.calib, s.CalibN, s.CalibLen, s.Seed+int64(step-1))
 			}}
-		if meth.Strategy != prune.Block {
+		opts.Structure, opts.Reconstruct = meth.Structure, meth.Reconstruct
+		if meth.Strategy != prune.Block || meth.AllLayers {
 			opts.AttnLayers, opts.MLPLayers = nil, nil
 		}
 		rep, err := prune.Prune(m, opts)

@@ -58,6 +58,12 @@ type Method struct {
 	Ratio      float64 // pruning ratio of this method (0 = Settings.Ratio), e.g. the paper's channel-wise 0.2
 	RoundTo    int     // keep multiples of this many channels (0 = off)
 	Iterations int     // iterative pruning steps (0 = 1)
+	// Structure, Reconstruct and AllLayers are for the methods beyond LLM-Pruner (BeyondMethods):
+	// FLAP's adaptive structure, the ridge re-fit after the selection, and pruning every layer
+	// instead of Settings' ranges.
+	Structure   prune.Structure
+	Reconstruct bool
+	AllLayers   bool
 }
 
 // LoRASettings configure the recovery runs (lora.Finetune).

@@ -103,6 +103,16 @@ var PaperLLaMA7B = []PaperRow{
 	row7("20% Element¹, w/ LoRA", 17.58, 30.11, [7]float64{64.62, 77.20, 68.80, 63.14, 64.31, 36.77, 39.80}, 59.23),
 }
 
+// PublishedBeyondLLaMA7B are later retraining-free methods' published LLaMA-7B rows at 20% of the
+// parameters, beside the LLM-Pruner paper's (WikiText2 PPL over 128-token windows and the 7-task
+// average, as quoted in llmpruner's issue 11 from the FLAP (An et al., AAAI 2024) and SlimLLM
+// papers; their per-task columns are not transcribed here). Lower PPL / higher average is better.
+var PublishedBeyondLLaMA7B = []PaperRow{
+	row7("20% FLAP, w/o tune (FLAP paper)", 14.62, nan, none, 62.08),
+	row7("20% SlimLLM, w/o tune (SlimLLM paper)", 15.95, nan, none, 61.22),
+	row7("20% SlimLLM, w/ LoRA (SlimLLM paper)", 15.55, nan, none, 62.41),
+}
+
 // PaperVicuna7B is the paper's Vicuna-7B table at 20% (the repository's figure gives WikiText2,
 // PTB and the average only).
 var PaperVicuna7B = []PaperRow{
