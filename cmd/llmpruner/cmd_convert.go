@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -96,7 +97,7 @@ func runConvert(e *env, args []string) error {
 	size := dirSize(*out)
 	e.logf("wrote %s (%s on disk) in %s", *out, humanBytes(size), time.Since(start).Round(time.Millisecond))
 	if e.json {
-		return e.printJSON(map[string]any{"out": *out, "params": m.Config.NumParams(), "bytes": size})
+		return e.printJSON(map[string]any{"out": *out, "params": arch.NumParams(m.Config), "bytes": size})
 	}
 	return nil
 }
@@ -139,7 +140,7 @@ func convertGGUF(e *env, out, dtype string, force bool) error {
 		e.logf("warning: the model has no tokenizer, so the GGUF file has none (llama.cpp needs one to run text): pass --tokenizer")
 	}
 	if e.json {
-		return e.printJSON(map[string]any{"out": out, "params": m.Config.NumParams(), "bytes": res.Bytes, "arch": res.Arch,
+		return e.printJSON(map[string]any{"out": out, "params": arch.NumParams(m.Config), "bytes": res.Bytes, "arch": res.Arch,
 			"layers": res.Layers, "type": typ.String(), "f16_fallback": res.F16Fallback, "placeholders": res.Placeholders})
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/data"
 	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/llmpruner/llmpruner/lib/importance"
@@ -158,7 +159,7 @@ func runDemo(e *env, args []string) error {
 		}
 		res.PPL, res.Text = &ppl, split.path
 		res.HeldOutBytes, res.TrainBytes = len(split.heldOut), len(split.train)
-		res.Table = append(res.Table, demoRow{"dense", m.Config.NumParams(), ppl.PPL})
+		res.Table = append(res.Table, demoRow{"dense", arch.NumParams(m.Config), ppl.PPL})
 	}
 
 	section(w, "A story (greedy, from BOS)")
@@ -179,7 +180,7 @@ func runDemo(e *env, args []string) error {
 				if res.Recovered, err = demoRecover(e, w, m, split, *steps, *maxNew); err != nil {
 					return err
 				}
-				res.Table = append(res.Table, demoRow{"recovered", m.Config.NumParams(), res.Recovered.PPL.PPL})
+				res.Table = append(res.Table, demoRow{"recovered", arch.NumParams(m.Config), res.Recovered.PPL.PPL})
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/data"
 	"github.com/llmpruner/llmpruner/lib/lora"
@@ -197,7 +198,7 @@ func runFinetune(e *env, args []string) error {
 	}
 	out := finetuneOutput{Out: f.out, Steps: res.Steps, TotalSteps: res.TotalSteps, TrainExamples: len(ds.Train),
 		ValExamples: len(ds.Val), Skipped: res.Skipped, BestStep: res.BestStep, Evals: res.Evals,
-		AdapterParams: res.Adapter.NumParams(m), ModelParams: m.Config.NumParams(), OptimizerState: res.OptimizerState,
+		AdapterParams: res.Adapter.NumParams(m), ModelParams: arch.NumParams(m.Config), OptimizerState: res.OptimizerState,
 		TrainTokens: res.TrainTokens, TokensPerSec: res.TokensPerSec}
 	if n := len(res.Losses); n > 0 {
 		out.FirstLoss, out.LastLoss = res.Losses[0], res.Losses[n-1]

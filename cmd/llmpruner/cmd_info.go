@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/lora"
@@ -183,10 +184,10 @@ func configInfo(c *config.Config) modelInfo {
 		Architecture: string(c.Arch), Hidden: c.Hidden, HeadDim: c.HeadDim,
 		NumLayers: c.NumLayers(), Vocab: c.Vocab, Context: c.MaxPositions, TiedEmbed: c.TieEmbed,
 		RopeTheta: c.RopeTheta, RopeScaling: c.RopeScaling.Kind(), RMSNormEps: c.RMSNormEps,
-		Params: c.NumParams(), BOS: c.BOS,
+		Params: arch.NumParams(c), BOS: c.BOS,
 	}
 	for l := range c.NumLayers() {
-		info.Layers = append(info.Layers, layerInfo{Layer: l, Heads: c.Heads[l], KVHeads: c.KVHeads[l], Intermediate: c.Inter[l], Params: c.LayerParams(l)})
+		info.Layers = append(info.Layers, layerInfo{Layer: l, Heads: c.Heads[l], KVHeads: c.KVHeads[l], Intermediate: c.Inter[l], Params: arch.LayerParams(c, l)})
 	}
 	return info
 }

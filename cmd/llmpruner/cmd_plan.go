@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/llmpruner/llmpruner/lib/prune"
 	"github.com/pkg/errors"
@@ -47,7 +47,7 @@ func runPlan(e *env, args []string) error {
 		return err
 	}
 	opts.SeqLen = *seqLen
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := arch.LoadConfig(*cfgPath)
 	if err != nil {
 		return errors.WithMessage(err, "--config")
 	}
@@ -73,7 +73,7 @@ func runPlan(e *env, args []string) error {
 	for l := range layers {
 		layers[l] = layerInfo{Layer: l, Heads: res.Heads[l], KVHeads: res.KVHeads[l], Intermediate: res.Inter[l]}
 		if res.Config != nil {
-			layers[l].Params = res.Config.LayerParams(l)
+			layers[l].Params = arch.LayerParams(res.Config, l)
 		}
 	}
 	printLayerTable(w, layers)

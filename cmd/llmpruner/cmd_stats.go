@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -79,7 +80,7 @@ func runStats(e *env, args []string) error {
 		err error
 	)
 	if *cfgPath != "" {
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = arch.LoadConfig(*cfgPath); err != nil {
 			return errors.WithMessage(err, "--config")
 		}
 	} else {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/llamacpp"
@@ -84,7 +85,7 @@ func TestDeploySpeed(t *testing.T) {
 	var runs []llamacpp.Run
 	for _, v := range variants {
 		m := loadConfig(t, v.dir)
-		params[v.name] = m.NumParams()
+		params[v.name] = arch.NumParams(m)
 		for _, typ := range []string{"f16", "q8_0"} {
 			out := filepath.Join(dir, strings.ReplaceAll(v.name, " ", "_")+"."+typ+".gguf")
 			if _, err := os.Stat(out); err != nil {
@@ -137,7 +138,7 @@ func TestDeploySpeed(t *testing.T) {
 // loadConfig reads a model directory's config.json.
 func loadConfig(t *testing.T, dir string) *config.Config {
 	t.Helper()
-	c, err := config.Load(filepath.Join(dir, "config.json"))
+	c, err := arch.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func writeRandomBF16(t *testing.T, dir string, layers int) {
 		}
 		return out
 	}
-	cfg := &config.Config{Arch: config.ArchLlama, Hidden: 4096, Vocab: 512, HeadDim: 128, Heads: per(32), KVHeads: per(32),
+	cfg := &config.Config{Arch: arch.Llama, Hidden: 4096, Vocab: 512, HeadDim: 128, Heads: per(32), KVHeads: per(32),
 		Inter: per(11008), RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositions: 2048, BOS: 1, EOS: []int{2}}
 	specs, err := models.ExpectedTensors(cfg)
 	if err != nil {
@@ -186,7 +187,7 @@ func writeRandomBF16(t *testing.T, dir string, layers int) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Save(filepath.Join(dir, "config.json")); err != nil {
+	if err := arch.SaveConfig(cfg, filepath.Join(dir, "config.json")); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkpoint.WriteSafetensors(filepath.Join(dir, checkpoint.SafetensorsFile), names, get, nil); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/llamacpp"
@@ -412,7 +413,7 @@ func vocabTestStrings(t *testing.T, name string) ([]string, [][]int) {
 // of vocab rows and tok's metadata as GGUF.
 func writeRandomLlama(t *testing.T, path string, vocab int, tok tokenizer.Tokenizer) {
 	t.Helper()
-	cfg := &config.Config{Arch: config.ArchLlama, Hidden: 16, Vocab: vocab, HeadDim: 8, Heads: []int{2}, KVHeads: []int{2},
+	cfg := &config.Config{Arch: arch.Llama, Hidden: 16, Vocab: vocab, HeadDim: 8, Heads: []int{2}, KVHeads: []int{2},
 		Inter: []int{32}, RMSNormEps: 1e-5, RopeTheta: 500000, MaxPositions: 256, TieEmbed: true, BOS: tok.BOS(), EOS: []int{tok.EOS()}}
 	specs, err := models.ExpectedTensors(cfg)
 	if err != nil {

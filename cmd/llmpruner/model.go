@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	libbackend "github.com/llmpruner/llmpruner/lib/backend"
 	"github.com/llmpruner/llmpruner/lib/lora"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -116,7 +117,7 @@ func (e *env) loadModelAt(path, tokenizerPath string) (*models.Model, error) {
 		}
 		return nil, err
 	}
-	e.logf("loaded %s (%d parameters) in %s", path, m.Config.NumParams(), time.Since(start).Round(time.Millisecond))
+	e.logf("loaded %s (%d parameters) in %s", path, arch.NumParams(m.Config), time.Since(start).Round(time.Millisecond))
 	if dt, _ := e.matmul(); dt != dtypes.Float32 {
 		hooks := models.Hooks{}
 		if m.Hooks != nil {

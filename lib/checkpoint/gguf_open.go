@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
@@ -148,17 +149,17 @@ func (g *ggufFile) metaFloat(key string, def float64) (float64, error) {
 
 // config resolves the model configuration from a llama or deci file's metadata.
 func (g *ggufFile) config() (*config.Config, error) {
-	arch, _ := g.meta["general.architecture"].(string)
-	if arch != "llama" && arch != "deci" {
+	ggufArch, _ := g.meta["general.architecture"].(string)
+	if ggufArch != "llama" && ggufArch != "deci" {
 		return nil, errors.Errorf("general.architecture %q is not supported (llama and deci are)", g.meta["general.architecture"])
 	}
 	if _, ok := g.byName[ggufRopeFreqs]; ok {
 		return nil, errors.New("rope_freqs (LLaMA-3.1 rope scaling) is not supported on input")
 	}
-	if s, ok := g.meta[arch+".rope.scaling.type"].(string); ok && s != "none" {
-		return nil, errors.Errorf("%s.rope.scaling.type %q is not supported on input", arch, s)
+	if s, ok := g.meta[ggufArch+".rope.scaling.type"].(string); ok && s != "none" {
+		return nil, errors.Errorf("%s.rope.scaling.type %q is not supported on input", ggufArch, s)
 	}
-	p := arch + "."
+	p := ggufArch + "."
 	L, ok, err := g.metaUint(p + "block_count")
 	if err == nil && (!ok || L == 0) {
 		err = errors.Errorf("%sblock_count is missing or 0", p)
@@ -174,7 +175,7 @@ func (g *ggufFile) config() (*config.Config, error) {
 	if err != nil || D == 0 {
 		return nil, errors.Errorf("%sembedding_length is missing or invalid", p)
 	}
-	cfg := &config.Config{Arch: config.ArchLlama, Hidden: D, BOS: -1, Raw: map[string]json.RawMessage{}}
+	cfg := &config.Config{Arch: arch.Llama, Hidden: D, BOS: -1, Raw: map[string]json.RawMessage{}}
 	if cfg.Heads, ok, err = g.metaPerLayer(p+"attention.head_count", L); err != nil || !ok {
 		return nil, errors.Errorf("%sattention.head_count is missing or invalid", p)
 	}

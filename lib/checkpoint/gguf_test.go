@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
 )
@@ -153,7 +154,7 @@ func TestGGUFRoundTripF32(t *testing.T) {
 // nonUniform is stories260K with pruned-looking sizes and random weights of those shapes.
 func nonUniform(t testing.TB, heads, kv, inter []int) (*config.Config, []string, GetFunc) {
 	t.Helper()
-	cfg := &config.Config{Arch: config.ArchLlama, Hidden: 64, Vocab: 512, HeadDim: 8, Heads: heads, KVHeads: kv, Inter: inter,
+	cfg := &config.Config{Arch: arch.Llama, Hidden: 64, Vocab: 512, HeadDim: 8, Heads: heads, KVHeads: kv, Inter: inter,
 		RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositions: 256, TieEmbed: true, BOS: 1, EOS: []int{2}}
 	dims := map[string][]int{"model.embed_tokens.weight": {512, 64}, "model.norm.weight": {64}}
 	for i := range heads {
@@ -314,7 +315,7 @@ func TestGGUFBadInput(t *testing.T) {
 	cfg, names, get := nonUniform(t, []int{2, 8}, []int{1, 4}, []int{32, 64})
 	dir := t.TempDir()
 	glm := cfg.Clone()
-	glm.Arch = config.ArchChatGLM
+	glm.Arch = arch.ChatGLM
 	wrong := func(n string) (*tensors.Tensor, error) {
 		if strings.Contains(n, "layers.1.mlp.up") {
 			return tensors.FromShape(shapes.Make(dtypes.Float32, 3, 64)), nil

@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
@@ -99,9 +100,9 @@ func SaveGGUF(path string, cfg *config.Config, names []string, get GetFunc, opts
 // planGGUF decides the layers, the tensors (names, types, offsets) and the metadata.
 func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult, []*ggufTensor, ggufMeta, error) {
 	switch {
-	case cfg.Arch == config.ArchChatGLM:
+	case cfg.Arch == arch.ChatGLM:
 		return nil, nil, nil, errors.New("ChatGLM-6B cannot be written as GGUF: llama.cpp has no ChatGLM-6B (v1) architecture (its chatglm architecture is ChatGLM2/3 and GLM-4, a different model)")
-	case cfg.Arch != config.ArchLlama:
+	case cfg.Arch != arch.Llama:
 		return nil, nil, nil, errors.Errorf("architecture %q cannot be written as GGUF (supported: llama)", cfg.Arch)
 	}
 	if _, ok := opts.Type.rowBytes(q8Block); !ok {

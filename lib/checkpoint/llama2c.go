@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
@@ -344,7 +345,7 @@ func (h llama2cHeader) config() *config.Config {
 		return out
 	}
 	return &config.Config{
-		Arch:         config.ArchLlama,
+		Arch:         arch.Llama,
 		Hidden:       h.Dim,
 		Vocab:        h.Vocab,
 		HeadDim:      h.Dim / h.Heads,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
@@ -84,7 +85,7 @@ func OpenWithConfig(path string) (*config.Config, Reader, error) {
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
 		dir = filepath.Dir(path)
 	}
-	cfg, err := config.Load(filepath.Join(dir, "config.json"))
+	cfg, err := arch.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		_ = r.Close()
 		return nil, nil, errors.WithMessagef(err, "model %s", path)

@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
@@ -104,7 +105,7 @@ func saveHF(dir string, cfg *config.Config, infos []TensorInfo, get source, opts
 		return c, func() { _ = c.FinalizeAll() }, nil
 	}
 	return atomicfile.WriteDir(dir, func(tmp string) error {
-		if err := cfg.Save(filepath.Join(tmp, "config.json")); err != nil {
+		if err := arch.SaveConfig(cfg, filepath.Join(tmp, "config.json")); err != nil {
 			return err
 		}
 		if _, err := writeSharded(tmp, out, convert, map[string]string{"format": "pt"}, maxShard); err != nil {

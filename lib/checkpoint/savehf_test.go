@@ -16,6 +16,7 @@ import (
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
 	"github.com/pkg/errors"
@@ -48,7 +49,7 @@ func TestSaveHFRoundTripLlama2C(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Error("tokenizer file not copied verbatim")
 	}
-	back, err := config.Load(filepath.Join(dir, "config.json"))
+	back, err := arch.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestSaveHFRoundTripLlama2C(t *testing.T) {
 }
 
 func tinyConfig() *config.Config {
-	return &config.Config{Arch: config.ArchLlama, Hidden: 8, Vocab: 16, HeadDim: 4, Heads: []int{2}, KVHeads: []int{1},
+	return &config.Config{Arch: arch.Llama, Hidden: 8, Vocab: 16, HeadDim: 4, Heads: []int{2}, KVHeads: []int{1},
 		Inter: []int{12}, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositions: 32, BOS: 1, EOS: []int{2}}
 }
 

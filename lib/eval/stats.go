@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
@@ -16,39 +17,17 @@ type Statistics struct {
 	// SeqLen and Batch are the input shape the MACs are counted for.
 	SeqLen, Batch int
 	// MACsPerSequence are the multiply-accumulates of one forward pass over SeqLen tokens, counted
-	// like LLM-Pruner's test_speedup.py (see MACBreakdown); MACs = Batch × MACsPerSequence.
+	// like LLM-Pruner's test_speedup.py (see arch.MACBreakdown); MACs = Batch × MACsPerSequence.
 	MACsPerSequence int64
 	MACs            int64
 	// Breakdown splits MACsPerSequence by kind.
 	Breakdown MACBreakdown
 }
 
-// MACBreakdown splits a forward pass's MACs the way LLM-Pruner's test_speedup.py counts them with
-// ptflops and its custom hooks (for a sequence of S tokens, per decoder layer with H query heads,
-// KV key/value heads of size hd, hidden size D, MLP width F, vocabulary V):
-//
-//	AttentionLinear  S·D·hd·(2H + 2KV)          q, k, v, o projections (the hook's 4·S·D·H·hd for MHA)
-//	Attention        H·(S·S·hd + S·S + S·S·hd)  QKᵀ, softmax, attention·V
-//	Rotary           2·S·hd·(H + KV)            RoPE on q and k (the hook's 2·(S·H·hd)·2 for MHA)
-//	MLPLinear        3·S·D·F                    gate, up, down projections
-//	Activation       S·F                        SiLU (ptflops' pool hook: one per input element)
-//	Norm             2·S·D per RMSNorm          two per layer plus the final norm
-//	LMHead           S·D·V                      the output projection (also when tied)
-//
-// Embedding lookups, the SwiGLU product and residual additions count zero, as in ptflops.
-// test_speedup.py's attention hook assumes multi-head attention (k and v as wide as q); for GQA
-// the k/v projections and the rotary of k are counted at their real width, which gives the same
-// numbers for MHA. Bias additions, when a config has biases, count S per output feature.
-// LLaMA-7B at S=64 gives 424.02 G (the paper's dense #MACs), its block-pruned 20% model
-// 339.60 G.
-type MACBreakdown struct {
-	AttentionLinear, Attention, Rotary, MLPLinear, Activation, Norm, LMHead int64
-}
-
-// Total sums the breakdown.
-func (b MACBreakdown) Total() int64 {
-	return b.AttentionLinear + b.Attention + b.Rotary + b.MLPLinear + b.Activation + b.Norm + b.LMHead
-}
+// MACBreakdown splits a forward pass's MACs by kind; each architecture counts its own parts
+// (arch.MACBreakdown), like LLM-Pruner's test_speedup.py. LLaMA-7B at S=64 gives 424.02 G (the
+// paper's dense #MACs), its block-pruned 20% model 339.60 G.
+type MACBreakdown = arch.MACBreakdown
 
 // Stats computes the parameters and MACs of the model described by cfg for a batch of sequences
 // of seqLen tokens (the paper uses seqLen 64, batch 1).
@@ -59,31 +38,13 @@ func Stats(cfg *config.Config, seqLen, batch int) (*Statistics, error) {
 	if seqLen <= 0 || batch <= 0 {
 		return nil, errors.Errorf("stats: sequence length (%d) and batch size (%d) must be positive", seqLen, batch)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := arch.Validate(cfg); err != nil {
 		return nil, errors.WithMessage(err, "stats")
 	}
-	S, D, HD := int64(seqLen), int64(cfg.Hidden), int64(cfg.HeadDim)
-	var b MACBreakdown
-	for i := range cfg.NumLayers() {
-		H, KV, F := int64(cfg.Heads[i]), int64(cfg.KVHeads[i]), int64(cfg.Inter[i])
-		b.AttentionLinear += S * D * HD * (2*H + 2*KV)
-		if cfg.AttnBias {
-			b.AttentionLinear += S * (H*HD + 2*KV*HD + D)
-		}
-		b.Attention += H * (S*S*HD + S*S + S*S*HD)
-		b.Rotary += 2 * S * HD * (H + KV)
-		b.MLPLinear += 3 * S * D * F
-		if cfg.MLPBias {
-			b.MLPLinear += S * (2*F + D)
-		}
-		b.Activation += S * F
-		b.Norm += 2 * (2 * S * D)
-	}
-	b.Norm += 2 * S * D
-	b.LMHead = S * D * int64(cfg.Vocab)
+	b := arch.MACs(cfg, seqLen)
 	per := b.Total()
 	return &Statistics{
-		Params: cfg.NumParams(), SeqLen: seqLen, Batch: batch,
+		Params: arch.NumParams(cfg), SeqLen: seqLen, Batch: batch,
 		MACsPerSequence: per, MACs: per * int64(batch), Breakdown: b,
 	}, nil
 }

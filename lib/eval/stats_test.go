@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 )
 
@@ -20,7 +21,7 @@ const stories260KConfig = `{"model_type": "llama", "hidden_size": 64, "intermedi
 
 func parseConfig(t *testing.T, js string) *config.Config {
 	t.Helper()
-	c, err := config.Parse([]byte(js), "test config")
+	c, err := arch.ParseConfig([]byte(js), "test config")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
@@ -19,7 +20,7 @@ func chatglmTiny(t *testing.T) *config.Config {
 		"num_attention_heads": 4, "inner_hidden_size": 12, "vocab_size": 40, "layernorm_epsilon": 1e-5,
 		"max_sequence_length": 32, "mask_token_id": 36, "gmask_token_id": 37, "bos_token_id": 38, "eos_token_id": 39,
 		config.KeyHeadsPerLayer: []int{4, 3, 4}, config.KeyKVHeadsPerLayer: []int{4, 3, 4}, config.KeyInterPerLayer: []int{12, 10, 8}})
-	cfg, err := config.Parse(data, "chatglm tiny")
+	cfg, err := arch.ParseConfig(data, "chatglm tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestChatGLMRemovalEqualsZeroing(t *testing.T) {
 func TestChatGLMGroupMembers(t *testing.T) {
 	data := []byte(`{"model_type":"chatglm","hidden_size":8,"num_layers":1,"num_attention_heads":4,"head_dim":4,
 "inner_hidden_size":6,"vocab_size":10,"mask_token_id":6,"gmask_token_id":7,"bos_token_id":8,"eos_token_id":9}`)
-	cfg, err := config.Parse(data, "cfg")
+	cfg, err := arch.ParseConfig(data, "cfg")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
-	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
@@ -52,7 +52,7 @@ func CollectInputStats(m *models.Model, calib [][]int) (st *InputStats, err erro
 		return nil, err
 	}
 	cfg := m.Config
-	if cfg.Arch != config.ArchLlama {
+	if cfg.Arch != arch.Llama {
 		return nil, errors.Errorf("activation statistics support the llama architecture, not %s", cfg.Arch)
 	}
 	L := cfg.NumLayers()
@@ -74,7 +74,7 @@ func CollectInputStats(m *models.Model, calib [][]int) (st *InputStats, err erro
 		var outs []*Node
 		for l := range L {
 			for _, mod := range []string{"self_attn.o_proj", "mlp.down_proj"} {
-				x := inputs[config.LlamaLayerTensor(l, mod)]
+				x := inputs[arch.LlamaLayerTensor(l, mod)]
 				mean := ReduceAndKeep(x, ReduceMean, 1)                            // [B, 1, C]
 				m2 := ReduceSum(Square(Sub(x, mean)), 1)                           // [B, C]
 				outs = append(outs, Squeeze(mean, 1), m2, ReduceSum(Square(x), 1)) // [B, C] each

@@ -11,6 +11,7 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -61,7 +62,7 @@ func BenchmarkTaylor(b *testing.B) {
 		"num_attention_heads": 16, "vocab_size": 8192})
 	m := groupstest.RandomModel(b, cfg, 1, 0.02)
 	calib := groupstest.Tokens(10, 64, cfg.Vocab, 2)
-	weightBytes := float64(4 * cfg.NumParams())
+	weightBytes := float64(4 * arch.NumParams(cfg))
 	var fams []*groups.Family
 	for l := range cfg.NumLayers() {
 		h, _ := groups.AttentionHeads(cfg, l)

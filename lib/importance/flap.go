@@ -3,6 +3,7 @@ package importance
 import (
 	"math"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -98,12 +99,12 @@ func (e *FLAPEstimator) Compensation(m *models.Model) func(l int, removedKV, rem
 					}
 				}
 			}
-			if ob, err = meanContribution(m, config.LlamaLayerTensor(l, "self_attn.o_proj.weight"), e.Stats.Attn[l].Mean, cols); err != nil {
+			if ob, err = meanContribution(m, arch.LlamaLayerTensor(l, "self_attn.o_proj.weight"), e.Stats.Attn[l].Mean, cols); err != nil {
 				return nil, nil, err
 			}
 		}
 		if len(removedMLP) > 0 {
-			if db, err = meanContribution(m, config.LlamaLayerTensor(l, "mlp.down_proj.weight"), e.Stats.MLP[l].Mean, removedMLP); err != nil {
+			if db, err = meanContribution(m, arch.LlamaLayerTensor(l, "mlp.down_proj.weight"), e.Stats.MLP[l].Mean, removedMLP); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -181,7 +182,7 @@ func (e *WandaSPEstimator) Scores(m *models.Model, fams []*groups.Family) ([][]f
 func channelScores(m *models.Model, fams []*groups.Family, name string,
 	channel func(l int, attn bool, w []float64, D int) ([]float64, error), head func([]float64) float64) ([][]float64, error) {
 	cfg := m.Config
-	if cfg.Arch != config.ArchLlama {
+	if cfg.Arch != arch.Llama {
 		return nil, errors.Errorf("%s importance supports the llama architecture, not %s", name, cfg.Arch)
 	}
 	out := make([][]float64, len(fams))
@@ -189,9 +190,9 @@ func channelScores(m *models.Model, fams []*groups.Family, name string,
 		var tensor string
 		switch f.Kind {
 		case groups.Head:
-			tensor = config.LlamaLayerTensor(f.Layer, "self_attn.o_proj.weight")
+			tensor = arch.LlamaLayerTensor(f.Layer, "self_attn.o_proj.weight")
 		case groups.MLPChannel:
-			tensor = config.LlamaLayerTensor(f.Layer, "mlp.down_proj.weight")
+			tensor = arch.LlamaLayerTensor(f.Layer, "mlp.down_proj.weight")
 		default:
 			return nil, errors.Errorf("%s importance scores attention heads and MLP channels (block pruning), not %ss", name, f.Kind)
 		}

@@ -1,34 +1,41 @@
 package importance
 
 import (
-	"strings"
-
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
 
 // LayerSkipLoss measures the importance of each decoder layer as the increase of the calibration
-// loss (models.LMLoss over all samples) when that layer alone is skipped: its o_proj and down_proj
-// outputs (weights and biases) are multiplied by 0, which makes the residual layer the identity.
+// loss (models.LMLoss over all samples) when that layer alone is skipped: the tensors that write
+// into its residual stream (arch.Family.ResidualOutputs; LLaMA: o_proj and down_proj weights and
+// biases) are multiplied by 0, which makes the residual layer the identity.
 // It returns the base loss and delta[l] = loss(without layer l) − base. One compiled graph takes the
 // per-layer gates as an input, so the L+1 evaluations share it.
 func LayerSkipLoss(m *models.Model, calib [][]int) (base float64, delta []float64, err error) {
 	if err := checkCalibration(calib); err != nil {
 		return 0, nil, err
 	}
-	if err := checkLayerSkipArch(m.Config); err != nil { // chatglm.go
-		return 0, nil, err
-	}
 	L := m.Config.NumLayers()
+	outputs := map[string]int{} // residual output tensor → its layer
+	for l := range L {
+		names, err := arch.Of(m.Config).ResidualOutputs(m.Config, l)
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, n := range names {
+			outputs[n] = l
+		}
+	}
 	exec, err := model.NewExec(m.Backend, m.Store, func(scope *model.Scope, tokens, gates *Node) *Node {
 		store := scope.Store()
 		hooks := &models.Hooks{Weight: func(g *Graph, hfName string) *Node {
 			w := models.VariableF32(store, g, hfName)
-			if l, ok := residualOutput(hfName, L); ok {
+			if l, ok := outputs[hfName]; ok {
 				gate := Reshape(Slice(gates, AxisRange(l, l+1))) // scalar
 				w = Mul(w, BroadcastToShape(gate, w.Shape()))
 			}
@@ -72,30 +79,4 @@ func LayerSkipLoss(m *models.Model, calib [][]int) (base float64, delta []float6
 		delta[l] = loss - base
 	}
 	return base, delta, nil
-}
-
-// residualOutput reports whether hfName is a tensor that writes into the residual stream of a
-// decoder layer (o_proj / down_proj weight or bias), and which layer.
-func residualOutput(hfName string, L int) (int, bool) {
-	rest, ok := strings.CutPrefix(hfName, "model.layers.")
-	if !ok {
-		return 0, false
-	}
-	num, tail, ok := strings.Cut(rest, ".")
-	if !ok {
-		return 0, false
-	}
-	switch tail {
-	case "self_attn.o_proj.weight", "self_attn.o_proj.bias", "mlp.down_proj.weight", "mlp.down_proj.bias":
-	default:
-		return 0, false
-	}
-	l := 0
-	for _, c := range num {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		l = l*10 + int(c-'0')
-	}
-	return l, l < L
 }

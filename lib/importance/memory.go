@@ -6,6 +6,7 @@ package importance
 
 import (
 	"github.com/gomlx/compute/dtypes"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/models"
 )
@@ -41,7 +42,7 @@ func (j MemoryJob) second() bool {
 // 1.6–2.0× the float32 weights at LLaMA-7B shapes, more with the second-order accumulators) plus
 // the activations.
 func InMemoryBytes(cfg *config.Config, j MemoryJob) int64 {
-	params := cfg.NumParams()
+	params := arch.NumParams(cfg)
 	stored := params * j.storedSize()
 	if j.Criterion != Taylor {
 		return stored + stored/5 + runtimeBytes
@@ -80,7 +81,7 @@ func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 		perLayer += 2
 	}
 	for l := range cfg.NumLayers() {
-		p := cfg.LayerParams(l)
+		p := arch.LayerParams(cfg, l)
 		peak = max(peak, p*j.storedSize()+perLayer*f32(p))
 	}
 	vd := int64(cfg.Vocab) * int64(cfg.Hidden)

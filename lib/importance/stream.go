@@ -33,6 +33,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
@@ -281,7 +282,7 @@ func (s *streamer) run() error {
 
 // embedForward returns x_0 = embed(tokens) [N, T, D].
 func (s *streamer) embedForward(tokens *tensors.Tensor) (*tensors.Tensor, error) {
-	names := []string{config.LlamaEmbed}
+	names := []string{arch.LlamaEmbed}
 	w, err := s.read(names)
 	if err != nil {
 		return nil, err
@@ -301,7 +302,7 @@ func (s *streamer) embedForward(tokens *tensors.Tensor) (*tensors.Tensor, error)
 func (s *streamer) layerKey(l int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d/%d/%d", s.cfg.Heads[l], s.cfg.KVHeads[l], s.cfg.Inter[l])
-	prefix := config.LlamaLayerTensor(l, "")
+	prefix := arch.LlamaLayerTensor(l, "")
 	for _, ta := range s.layerAxes[l] {
 		fmt.Fprintf(&b, ",%s:%d", strings.TrimPrefix(ta.Tensor, prefix), ta.Axis)
 	}
@@ -577,9 +578,9 @@ func (o *outerGrads) free() {
 // headNames lists the tensors the head reads.
 func (s *streamer) headNames() []string {
 	if s.cfg.TieEmbed {
-		return []string{config.LlamaFinalNorm, config.LlamaEmbed}
+		return []string{arch.LlamaFinalNorm, arch.LlamaEmbed}
 	}
-	return []string{config.LlamaFinalNorm, config.LlamaLMHead}
+	return []string{arch.LlamaFinalNorm, arch.LlamaLMHead}
 }
 
 // headBackward computes the loss of x_L and its gradients.
@@ -636,7 +637,7 @@ func (s *streamer) headBackward(xL, tokens *tensors.Tensor) (*outerGrads, error)
 		freeAll(out[:2])
 		for i, n := range needed {
 			gj := out[2+i]
-			if n == config.LlamaEmbed { // tied: completed by the embedding's part later
+			if n == arch.LlamaEmbed { // tied: completed by the embedding's part later
 				o.perSample = append(o.perSample, gj)
 				continue
 			}
@@ -673,7 +674,7 @@ func (s *streamer) addSquare(a, g *tensors.Tensor) (*tensors.Tensor, error) {
 // x_0) and stores the salience of every needed outer axis.
 func (s *streamer) outerSalience(tokens, dy0 *tensors.Tensor, o *outerGrads) error {
 	needed := tensorNames(s.outerAxes)
-	if indexOf(needed, config.LlamaEmbed) >= 0 {
+	if indexOf(needed, arch.LlamaEmbed) >= 0 {
 		if err := s.embedGrads(tokens, dy0, o); err != nil {
 			return err
 		}
@@ -734,7 +735,7 @@ func (s *streamer) outerSalience(tokens, dy0 *tensors.Tensor, o *outerGrads) err
 // embedGrads adds the embedding lookup's part to o.g / o.a of the embedding table: the batched
 // gradient is lookup(dy0) (+ the head's when tied); sample j's is N·lookup(dy0[j]) (+ its head part).
 func (s *streamer) embedGrads(tokens, dy0 *tensors.Tensor, o *outerGrads) error {
-	names := []string{config.LlamaEmbed}
+	names := []string{arch.LlamaEmbed}
 	w, err := s.read(names)
 	if err != nil {
 		return err
@@ -743,7 +744,7 @@ func (s *streamer) embedGrads(tokens, dy0 *tensors.Tensor, o *outerGrads) error 
 	lookupGrad := func(tok, dy, w *Node) *Node {
 		hooks := weightHooks(names, []*Node{w}, map[string]*Node{})
 		x := models.EmbedStage(s.cfg, tok, hooks)
-		return Gradient(ReduceAllSum(Mul(x, dy)), hooks.Weight(tok.Graph(), config.LlamaEmbed))[0]
+		return Gradient(ReduceAllSum(Mul(x, dy)), hooks.Weight(tok.Graph(), arch.LlamaEmbed))[0]
 	}
 	batched, err := s.exec("embedding gradient", func(in []*Node) []*Node {
 		g := lookupGrad(in[0], in[1], in[2])
@@ -756,7 +757,7 @@ func (s *streamer) embedGrads(tokens, dy0 *tensors.Tensor, o *outerGrads) error 
 		return err
 	}
 	args := []any{tokens, dy0, w[0]}
-	if h := o.g[config.LlamaEmbed]; h != nil {
+	if h := o.g[arch.LlamaEmbed]; h != nil {
 		args = append(args, h)
 	}
 	if s.first {
@@ -764,10 +765,10 @@ func (s *streamer) embedGrads(tokens, dy0 *tensors.Tensor, o *outerGrads) error 
 		if err != nil {
 			return err
 		}
-		if h := o.g[config.LlamaEmbed]; h != nil {
+		if h := o.g[arch.LlamaEmbed]; h != nil {
 			h.FinalizeAll()
 		}
-		o.g[config.LlamaEmbed] = g
+		o.g[arch.LlamaEmbed] = g
 	}
 	if !s.second {
 		return nil
@@ -801,7 +802,7 @@ func (s *streamer) embedGrads(tokens, dy0 *tensors.Tensor, o *outerGrads) error 
 			return errors.WithMessagef(err, "calibration sample %d", j)
 		}
 	}
-	o.a[config.LlamaEmbed] = a
+	o.a[arch.LlamaEmbed] = a
 	return nil
 }
 

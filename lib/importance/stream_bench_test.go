@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
@@ -150,7 +151,7 @@ func TestTaylor7BChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(filepath.Join(dir, "config.json"))
+	cfg, err := arch.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func BenchmarkTaylor7BShaped(b *testing.B) {
 	dtype := benchEnv("LLMPRUNER_BENCH_DTYPE", "f32")
 	dir := benchCheckpoint(b, cfg, dtype)
 	n, l := benchCalib(b)
-	weights := float64(4 * cfg.NumParams())
+	weights := float64(4 * arch.NumParams(cfg))
 	jobs := strings.Split(benchEnv("LLMPRUNER_BENCH_JOBS", "stream,memory,torch"), ",")
 	res := map[string]benchResult{}
 	for range b.N {

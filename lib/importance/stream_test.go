@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
@@ -182,7 +183,7 @@ func TestStreamedTaylorErrors(t *testing.T) {
 		t.Log(err)
 	}
 	glm := cfg.Clone()
-	glm.Arch = config.ArchChatGLM
+	glm.Arch = arch.ChatGLM
 	if _, err := est.StreamScores(&StreamSource{Backend: groupstest.Backend(t), Config: glm, Reader: r}, nil); err == nil {
 		t.Error("chatglm was accepted")
 	} else {

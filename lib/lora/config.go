@@ -15,7 +15,7 @@ type Config struct {
 	Dropout float64 // dropout probability on the adapter input during training, in [0, 1)
 	// Targets are the adapted projections of every layer, by short name (LLaMA: q k v o gate up
 	// down; ChatGLM: query_key_value dense dense_h_to_4h dense_4h_to_h) or PEFT name (q_proj …);
-	// empty means every projection of the model's architecture (DefaultTargets).
+	// empty means every projection of the model's architecture.
 	Targets []string
 	// BaseModel is recorded as base_model_name_or_path in adapter_config.json.
 	BaseModel string
@@ -43,8 +43,7 @@ func (c Config) Validate() error {
 	}
 	for _, t := range c.Targets {
 		if !knownAnywhere(strings.TrimSpace(t)) {
-			return errors.Errorf("unknown LoRA target module %q (want %s for LLaMA, %s for ChatGLM)", t,
-				llamaTargets.describe(), chatglmTargets.describe())
+			return errors.Errorf("unknown LoRA target module %q (want %s)", t, describeAll())
 		}
 	}
 	return nil

@@ -6,66 +6,58 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
 
-// target is one adaptable projection of a decoder layer: the short name accepted by
-// --lora-targets and the module path inside the layer ("self_attn.q_proj"). The PEFT
+// target is one adaptable projection of a decoder layer: the short name accepted in
+// Config.Targets and the module path inside the layer ("self_attn.q_proj"). The PEFT
 // target_modules name is the last component of the module path ("q_proj").
 type target struct{ short, module string }
 
 // peftName is the name PEFT's target_modules uses for t (the module's last component).
 func (t target) peftName() string { return t.module[strings.LastIndex(t.module, ".")+1:] }
 
-// archTargets are the LoRA targets of one architecture: the HF layer prefix of its decoder
-// layers and its projections in canonical order (the order modules are listed and saved in).
+// archTargets are the LoRA targets of one architecture (arch.Family.LoRA): the HF layer prefix of
+// its decoder layers and its projections in canonical order (the order modules are listed and
+// saved in).
 type archTargets struct {
 	arch        config.Arch
 	layerPrefix string // fmt pattern of a layer's module prefix, e.g. "model.layers.%d."
 	targets     []target
 }
 
-// llamaTargets are the seven projections of a LLaMA decoder layer (post_training.py's default).
-var llamaTargets = &archTargets{arch: config.ArchLlama, layerPrefix: "model.layers.%d.", targets: []target{
-	{"q", "self_attn.q_proj"}, {"k", "self_attn.k_proj"}, {"v", "self_attn.v_proj"}, {"o", "self_attn.o_proj"},
-	{"gate", "mlp.gate_proj"}, {"up", "mlp.up_proj"}, {"down", "mlp.down_proj"},
-}}
-
-// chatglmTargets are the four projections of a ChatGLM-6B layer (the fused query_key_value, the
-// attention output dense, and the two MLP projections), named as in PEFT's ChatGLM recipes.
-var chatglmTargets = &archTargets{arch: config.ArchChatGLM, layerPrefix: "transformer.layers.%d.", targets: []target{
-	{"query_key_value", "attention.query_key_value"}, {"dense", "attention.dense"},
-	{"dense_h_to_4h", "mlp.dense_h_to_4h"}, {"dense_4h_to_h", "mlp.dense_4h_to_h"},
-}}
-
-// allArchTargets lists the supported architectures' targets.
-var allArchTargets = []*archTargets{llamaTargets, chatglmTargets}
-
-// AllTargets are the seven LLaMA projections LLM-Pruner adapts by default, in short form.
-var AllTargets = llamaTargets.shortNames()
-
-// DefaultTargets returns the short names of every adaptable projection of arch (the default
-// target set of that architecture), or nil for an unknown architecture.
-func DefaultTargets(arch config.Arch) []string {
-	at, err := targetsOf(arch)
-	if err != nil {
-		return nil
+func newArchTargets(f arch.Family) *archTargets {
+	lt := f.LoRA()
+	at := &archTargets{arch: f.Name(), layerPrefix: lt.LayerPrefix}
+	for _, t := range lt.Targets {
+		at.targets = append(at.targets, target{t.Short, t.Module})
 	}
-	return at.shortNames()
+	return at
 }
 
-// targetsOf returns the LoRA targets of arch ("" is LLaMA, the zero value of older configs).
-func targetsOf(arch config.Arch) (*archTargets, error) {
-	if arch == "" {
-		arch = config.ArchLlama
+// AllTargets are the seven LLaMA projections LLM-Pruner adapts by default, in short form.
+var AllTargets = newArchTargets(mustFamily(arch.Llama)).shortNames()
+
+func mustFamily(name config.Arch) arch.Family {
+	f, err := arch.ByName(name)
+	if err != nil {
+		panic(err)
 	}
-	for _, at := range allArchTargets {
-		if at.arch == arch {
-			return at, nil
-		}
+	return f
+}
+
+// targetsOf returns the LoRA targets of name ("" is LLaMA, the zero value of older configs).
+func targetsOf(name config.Arch) (*archTargets, error) {
+	if name == "" {
+		name = arch.Llama
 	}
-	return nil, errors.Errorf("LoRA is not supported for %q models", arch)
+	f, err := arch.ByName(name)
+	if err != nil {
+		return nil, errors.Errorf("LoRA is not supported for %q models", name)
+	}
+	return newArchTargets(f), nil
 }
 
 func (at *archTargets) shortNames() []string {
@@ -97,14 +89,23 @@ func (t target) matches(name string) bool {
 
 // knownAnywhere reports whether name is a target of some supported architecture.
 func knownAnywhere(name string) bool {
-	for _, at := range allArchTargets {
-		for _, t := range at.targets {
+	for _, f := range arch.All() {
+		for _, t := range newArchTargets(f).targets {
 			if t.matches(name) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// describeAll lists every architecture's targets, for errors.
+func describeAll() string {
+	var parts []string
+	for _, f := range arch.All() {
+		parts = append(parts, newArchTargets(f).describe()+" for "+f.Title())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // resolve maps target names (empty: all) to this architecture's targets in canonical order.

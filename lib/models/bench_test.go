@@ -15,6 +15,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
 )
@@ -109,7 +110,7 @@ func BenchmarkStories260K(b *testing.B) {
 
 // llama7BLayerConfig is one LLaMA-7B decoder layer.
 func llama7BLayerConfig() *config.Config {
-	return &config.Config{Arch: config.ArchLlama, Hidden: 4096, Vocab: 32000, HeadDim: 128,
+	return &config.Config{Arch: arch.Llama, Hidden: 4096, Vocab: 32000, HeadDim: 128,
 		Heads: []int{32}, KVHeads: []int{32}, Inter: []int{11008}, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositions: 4096}
 }
 

@@ -21,7 +21,6 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/support/exceptions"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
@@ -32,7 +31,7 @@ import (
 // attention dominates (tiny models such as stories260K: d 64, head_dim 8), the tree-masked rows
 // measured slower than plain sequences (HellaSwag 2.3×), so callers should score plainly.
 func (m *Model) CanScoreBranches() bool {
-	if m.Config.Arch != config.ArchLlama {
+	if lay, err := layoutOf(m.Config); err != nil || lay.branchScores == nil {
 		return false
 	}
 	c := m.branchCost()
@@ -47,7 +46,11 @@ func (m *Model) CanScoreBranches() bool {
 // branches.go). Each P ++ c may hold max_position_embeddings + 1 tokens, as for TokenLogProbs.
 func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp [][][]float64, greedy [][][]bool, err error) {
 	defer recoverError(&err, "scoring continuations")
-	if m.Config.Arch != config.ArchLlama {
+	lay, err := layoutOf(m.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lay.branchScores == nil {
 		return nil, nil, errors.Errorf("scoring shared-prefix continuations needs a LLaMA-family model, not %s", m.Config.Arch)
 	}
 	if len(prefixes) != len(continuations) {
@@ -84,7 +87,7 @@ func (m *Model) BranchLogProbs(prefixes [][]int, continuations [][][]int) (logp 
 	}
 	exec, err := m.cachedExec("branch-logprobs", func() (*model.Exec, error) {
 		return model.NewExec(m.Backend, m.Store, func(scope *model.Scope, in []*Node) []*Node {
-			lp, gr := branchScores(scope, m.Config, m.Hooks, in[0], in[1], in[2], in[3], in[4])
+			lp, gr := lay.branchScores(scope, m.Config, m.Hooks, in[0], in[1], in[2], in[3], in[4])
 			return []*Node{lp, gr}
 		})
 	})
@@ -271,14 +274,11 @@ func (m *Model) branchBatches(packed []packedBranches) []branchBatch {
 	return out
 }
 
-// branchScores is the graph of BranchLogProbs: tokens and positions [B, L] (int32), allowed
+// llamaBranchScores is the graph of BranchLogProbs for the LLaMA layout: tokens and positions [B, L] (int32), allowed
 // [B, L, L] (bool), rows and targets [B, T] (int32) → logp [B, T] (float32) with
 // logp[b, t] = log softmax(logits[b, rows[b, t]])[targets[b, t]], and greedy [B, T] (bool): whether
 // targets[b, t] is that row's argmax. Only the T gathered rows go through the LM head.
-func branchScores(scope *model.Scope, cfg *config.Config, hooks *Hooks, tokens, positions, allowed, rows, targets *Node) (logp, greedy *Node) {
-	if cfg.Arch != config.ArchLlama {
-		exceptions.Panicf("branch scoring needs a LLaMA-family model, not %s", cfg.Arch)
-	}
+func llamaBranchScores(scope *model.Scope, cfg *config.Config, hooks *Hooks, tokens, positions, allowed, rows, targets *Node) (logp, greedy *Node) {
 	g := tokens.Graph()
 	m := &llama{cfg: cfg, w: newWeights(scope, g, hooks)}
 	B, L, T := tokens.Shape().Dim(0), tokens.Shape().Dim(1), rows.Shape().Dim(1)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
 )
@@ -151,7 +152,7 @@ func TestCanScoreBranches(t *testing.T) {
 	}
 	stories := mustLoad(t, testdata.Path(t, "models/stories260K/stories260K.bin"), LoadOptions{})
 	glm := *llama7B
-	glm.Arch = config.ArchChatGLM
+	glm.Arch = arch.ChatGLM
 	for _, c := range []struct {
 		name string
 		cfg  *config.Config

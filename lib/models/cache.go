@@ -69,10 +69,7 @@ func CacheShapes(cfg *config.Config, maxLen int) []shapes.Shape {
 		s := shapes.Make(dtypes.Float32, 1, cfg.KVHeads[l], maxLen, cfg.HeadDim)
 		out = append(out, s, s)
 	}
-	if cfg.Arch == config.ArchChatGLM {
-		out = append(out, shapes.Make(dtypes.Int32, 2)) // prefix state, see chatglmDecodeStep
-	}
-	return out
+	return append(out, mustLayout(cfg).cacheExtra...)
 }
 
 // DecodeStep is the graph of one generation step: it runs tokens [1, S] (new tokens at positions
@@ -82,9 +79,12 @@ func CacheShapes(cfg *config.Config, maxLen int) []shapes.Shape {
 // token with S = 1.
 func DecodeStep(scope *model.Scope, cfg *config.Config, tokens, pos0, last *Node, buffers []*Node, hooks *Hooks) (logits *Node, updated []*Node) {
 	checkTokens(tokens, nil)
-	if cfg.Arch == config.ArchChatGLM {
-		return chatglmDecodeStep(scope, cfg, tokens, pos0, last, buffers, hooks)
-	}
+	return mustLayout(cfg).decode(scope, cfg, tokens, pos0, last, buffers, hooks)
+}
+
+// kvDecode is DecodeStep for layouts with one key and one value buffer per layer: run runs the
+// layers against the cache c and returns the logits.
+func kvDecode(cfg *config.Config, pos0 *Node, buffers []*Node, run func(c *kvCache) *Node) (logits *Node, updated []*Node) {
 	L := cfg.NumLayers()
 	if len(buffers) != 2*L {
 		exceptions.Panicf("DecodeStep: %d cache buffers for %d layers, want %d", len(buffers), L, 2*L)
@@ -94,12 +94,7 @@ func DecodeStep(scope *model.Scope, cfg *config.Config, tokens, pos0, last *Node
 		c.keys = append(c.keys, buffers[2*l])
 		c.values = append(c.values, buffers[2*l+1])
 	}
-	switch cfg.Arch {
-	case config.ArchLlama:
-		logits = llamaDecode(&llama{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, ConvertDType(last, dtypes.Int32), c)
-	default:
-		panic(unsupportedArch(cfg))
-	}
+	logits = run(c)
 	for l := range L {
 		updated = append(updated, c.newKeys[l], c.newVals[l])
 	}

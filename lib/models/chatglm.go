@@ -44,36 +44,22 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 )
 
-// chatglmTensors lists every tensor of a ChatGLM checkpoint with this config, with its shape.
-func chatglmTensors(cfg *config.Config) []TensorSpec {
-	D, V, HD := cfg.Hidden, cfg.Vocab, cfg.HeadDim
-	specs := []TensorSpec{{config.ChatGLMEmbed, []int{V, D}}}
-	add := func(name string, shape ...int) { specs = append(specs, TensorSpec{name, shape}) }
-	for l := range cfg.NumLayers() {
-		t := func(rest string) string { return config.ChatGLMLayerTensor(l, rest) }
-		q, inter := cfg.Heads[l]*HD, cfg.Inter[l]
-		add(t("input_layernorm.weight"), D)
-		add(t("input_layernorm.bias"), D)
-		add(t("attention.query_key_value.weight"), 3*q, D)
-		add(t("attention.query_key_value.bias"), 3*q)
-		add(t("attention.dense.weight"), D, q)
-		add(t("attention.dense.bias"), D)
-		add(t("post_attention_layernorm.weight"), D)
-		add(t("post_attention_layernorm.bias"), D)
-		add(t("mlp.dense_h_to_4h.weight"), inter, D)
-		add(t("mlp.dense_h_to_4h.bias"), inter)
-		add(t("mlp.dense_4h_to_h.weight"), D, inter)
-		add(t("mlp.dense_4h_to_h.bias"), D)
+// The ChatGLM layout's forward pass. Its generation cache ends with one int32 [2] buffer holding
+// the prompt's context length and mask position (chatglmDecodeStep).
+func init() {
+	layouts["chatglm"] = &layout{
+		logits: func(scope *model.Scope, cfg *config.Config, tokens, mask *Node, hooks *Hooks) *Node {
+			return chatglmLogits(&chatglm{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, mask)
+		},
+		decode:      chatglmDecodeStep,
+		cacheExtra:  []shapes.Shape{shapes.Make(dtypes.Int32, 2)},
+		reader:      chatglmReader,      // chatglm_load.go
+		checkPrompt: checkChatGLMPrompt, // chatglm_load.go
 	}
-	add(config.ChatGLMFinalNorm+".weight", D)
-	add(config.ChatGLMFinalNorm+".bias", D)
-	if !cfg.TieEmbed {
-		add(config.ChatGLMLMHead, V, D)
-	}
-	return specs
 }
 
 // chatglm builds the ChatGLM forward pass of one graph.
@@ -146,8 +132,8 @@ func (m *chatglm) layer(l int, x *Node, r1, r2 *rope, allowed *Node, kv kvSource
 	cfg := m.cfg
 	B, S := x.Shape().Dim(0), x.Shape().Dim(1)
 	H, HD := cfg.Heads[l], cfg.HeadDim
-	t := func(rest string) string { return config.ChatGLMLayerTensor(l, rest) }
-	alpha := cfg.ChatGLMAlpha()
+	t := func(rest string) string { return arch.ChatGLMLayerTensor(l, rest) }
+	alpha := arch.ChatGLMAlpha(cfg)
 
 	h := layerNorm(x, m.w.get(t("input_layernorm.weight")), m.w.get(t("input_layernorm.bias")), cfg.RMSNormEps)
 	qkv := Reshape(m.w.proj(h, t("attention.query_key_value"), true), B, S, H, 3*HD) // per head [q | k | v]
@@ -166,16 +152,16 @@ func (m *chatglm) layer(l int, x *Node, r1, r2 *rope, allowed *Node, kv kvSource
 
 // head applies the final LayerNorm and the LM head: [B, S, D] → [B, S, V].
 func (m *chatglm) head(x *Node) *Node {
-	x = layerNorm(x, m.w.get(config.ChatGLMFinalNorm+".weight"), m.w.get(config.ChatGLMFinalNorm+".bias"), m.cfg.RMSNormEps)
+	x = layerNorm(x, m.w.get(arch.ChatGLMFinalNorm+".weight"), m.w.get(arch.ChatGLMFinalNorm+".bias"), m.cfg.RMSNormEps)
 	if m.cfg.TieEmbed {
-		return m.w.linear(x, "lm_head", m.w.get(config.ChatGLMEmbed), nil)
+		return m.w.linear(x, "lm_head", m.w.get(arch.ChatGLMEmbed), nil)
 	}
 	return m.w.proj(x, "lm_head", false)
 }
 
 // hidden runs the embedding and all layers: [B, S, D] before the final LayerNorm.
 func (m *chatglm) hidden(tokens, pos, block, allowed *Node, kv kvSource) *Node {
-	x := Gather(m.w.get(config.ChatGLMEmbed), InsertAxes(ConvertDType(tokens, dtypes.Int32), -1)) // [B, S, D]
+	x := Gather(m.w.get(arch.ChatGLMEmbed), InsertAxes(ConvertDType(tokens, dtypes.Int32), -1)) // [B, S, D]
 	r1, r2 := chatglmRoPE(pos, block, m.cfg.HeadDim)
 	for l := range m.cfg.NumLayers() {
 		x = m.layer(l, x, r1, r2, allowed, kv)
@@ -194,7 +180,7 @@ func firstIndex(eq *Node) *Node {
 // 0 when absent) and the mask position (first [gMASK], else first [MASK], else 0): both [B] int32.
 func chatglmPrefix(cfg *config.Config, tokens *Node) (ctx, maskPos *Node) {
 	g := tokens.Graph()
-	sp := cfg.ChatGLMTokens()
+	sp := arch.ChatGLMTokens(cfg)
 	tok := ConvertDType(tokens, dtypes.Int32)
 	S := Scalar(g, dtypes.Int32, tokens.Shape().Dim(1))
 	is := func(id int) *Node { return Equal(tok, Scalar(g, dtypes.Int32, id)) }
@@ -253,28 +239,21 @@ func chatglmDecodeStep(scope *model.Scope, cfg *config.Config, tokens, pos0, las
 	}
 	g := tokens.Graph()
 	pos0 = ConvertDType(pos0, dtypes.Int32)
-	c := &kvCache{pos0: pos0, newKeys: make([]*Node, L), newVals: make([]*Node, L)}
-	for l := range L {
-		c.keys = append(c.keys, buffers[2*l])
-		c.values = append(c.values, buffers[2*l+1])
-	}
 	state := buffers[2*L] // [2] int32: ctx, mask position
 	ctxNew, maskNew := chatglmPrefix(cfg, tokens)
 	found := Concatenate([]*Node{ctxNew, maskNew}, 0) // [2]
 	state = Where(BroadcastToShape(Equal(pos0, ScalarZero(g, dtypes.Int32)), state.Shape()), found, state)
 	ctx, maskPos := Slice(state, AxisRange(0, 1)), Slice(state, AxisRange(1, 2)) // [1] each
 
-	S, maxLen := tokens.Shape().Dim(1), c.keys[0].Shape().Dim(2)
-	abs := Add(Iota(g, shapes.Make(dtypes.Int32, 1, S), 1), pos0) // [1, S]
-	pos, block := chatglmPositions(abs, ctx, maskPos, 1)
-	allowed := chatglmAllowed(abs, ctx, 1, maxLen)
-	m := &chatglm{cfg: cfg, w: newWeights(scope, g, hooks)}
-	x := m.hidden(tokens, pos, block, allowed, c.source)                                   // [1, S, D]
-	x = Gather(Reshape(x, S, cfg.Hidden), Reshape(ConvertDType(last, dtypes.Int32), 1, 1)) // [1, D]
-	logits := m.head(x)
-	var updated []*Node
-	for l := range L {
-		updated = append(updated, c.newKeys[l], c.newVals[l])
-	}
+	logits, updated := kvDecode(cfg, pos0, buffers[:2*L], func(c *kvCache) *Node {
+		S, maxLen := tokens.Shape().Dim(1), c.keys[0].Shape().Dim(2)
+		abs := Add(Iota(g, shapes.Make(dtypes.Int32, 1, S), 1), pos0) // [1, S]
+		pos, block := chatglmPositions(abs, ctx, maskPos, 1)
+		allowed := chatglmAllowed(abs, ctx, 1, maxLen)
+		m := &chatglm{cfg: cfg, w: newWeights(scope, g, hooks)}
+		x := m.hidden(tokens, pos, block, allowed, c.source)                                   // [1, S, D]
+		x = Gather(Reshape(x, S, cfg.Hidden), Reshape(ConvertDType(last, dtypes.Int32), 1, 1)) // [1, D]
+		return m.head(x)
+	})
 	return logits, append(updated, state)
 }

@@ -10,6 +10,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 )
 
@@ -22,7 +23,7 @@ const chatglm6BOneLayer = `{"model_type":"chatglm","hidden_size":4096,"inner_hid
 func chatglmLayerStore(b *testing.B, cfg *config.Config) *model.Store {
 	rng := rand.New(rand.NewPCG(7, 7))
 	store := model.NewStore()
-	for _, s := range chatglmTensors(cfg) {
+	for _, s := range arch.Of(cfg).Tensors(cfg) {
 		if !strings.HasPrefix(s.Name, "transformer.layers.0.") {
 			continue
 		}
@@ -52,7 +53,7 @@ func chatglmLayerStore(b *testing.B, cfg *config.Config) *model.Store {
 //
 //	go test ./lib/models -run '^$' -bench ChatGLM6BLayer -benchtime 3x
 func BenchmarkChatGLM6BLayer(b *testing.B) {
-	cfg, err := config.Parse([]byte(chatglm6BOneLayer), "chatglm-6b one layer")
+	cfg, err := arch.ParseConfig([]byte(chatglm6BOneLayer), "chatglm-6b one layer")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func BenchmarkChatGLM6BLayer(b *testing.B) {
 	D, I := float64(cfg.Hidden), float64(cfg.Inter[0])
 	fwd := 2 * (float64(B*S)*(4*D*D+2*D*I) + float64(B)*2*S*S*D)
 	store := chatglmLayerStore(b, cfg)
-	sp := cfg.ChatGLMTokens()
+	sp := arch.ChatGLMTokens(cfg)
 	rng := rand.New(rand.NewPCG(3, 3))
 	xs, ids := make([]float32, B*S*cfg.Hidden), make([]int32, S)
 	for i := range xs {

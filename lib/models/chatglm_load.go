@@ -1,12 +1,12 @@
 package models
 
-// Loading ChatGLM checkpoints: the tied lm_head copy, architecture-mismatch hints and prompt checks.
+// Loading ChatGLM checkpoints: the tied lm_head copy, and prompt checks.
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
@@ -21,7 +21,7 @@ func chatglmReader(cfg *config.Config, r checkpoint.Reader) checkpoint.Reader {
 	}
 	var kept []checkpoint.TensorInfo
 	for _, ti := range r.Tensors() {
-		if ti.Name == config.ChatGLMLMHead && slices.Equal(ti.Shape, []int{cfg.Vocab, cfg.Hidden}) {
+		if ti.Name == arch.ChatGLMLMHead && slices.Equal(ti.Shape, []int{cfg.Vocab, cfg.Hidden}) {
 			continue
 		}
 		kept = append(kept, ti)
@@ -46,35 +46,11 @@ func (f *filteredReader) Read(name string) (*tensors.Tensor, error) {
 	return f.Reader.Read(name)
 }
 
-// archMismatchHint explains a checkpoint whose tensor names belong to the other architecture than
-// config.json's ("" when they do not).
-func archMismatchHint(cfg *config.Config, infos []checkpoint.TensorInfo) string {
-	var llama, glm int
-	for _, ti := range infos {
-		switch {
-		case strings.HasPrefix(ti.Name, "model.layers.") || ti.Name == "model.embed_tokens.weight":
-			llama++
-		case strings.HasPrefix(ti.Name, "transformer.layers.") || ti.Name == config.ChatGLMEmbed:
-			glm++
-		}
-	}
-	switch {
-	case cfg.Arch == config.ArchChatGLM && llama > 0 && glm == 0:
-		return " (config.json says ChatGLM, but the weights are named like a LLaMA checkpoint: model.layers.*)"
-	case cfg.Arch == config.ArchLlama && glm > 0 && llama == 0:
-		return " (config.json says LLaMA, but the weights are named like a ChatGLM checkpoint: transformer.layers.*)"
-	}
-	return ""
-}
-
 // checkChatGLMPrompt requires a ChatGLM generation prompt to hold <sop> and a [gMASK] or [MASK]
 // before it, as the reference's generation does (it fails without them). The tokenizer's
 // EncodeInputs appends "[gMASK] <sop>".
-func (m *Model) checkChatGLMPrompt(prompt []int) error {
-	if m.Config.Arch != config.ArchChatGLM {
-		return nil
-	}
-	sp := m.Config.ChatGLMTokens()
+func checkChatGLMPrompt(cfg *config.Config, prompt []int) error {
+	sp := arch.ChatGLMTokens(cfg)
 	ctx := slices.Index(prompt, sp.BOS)
 	if ctx < 0 {
 		return errors.Errorf("a ChatGLM prompt must contain <sop> (id %d) where generation starts, e.g. text ids + [gMASK] (%d) + <sop> (the tokenizer's model inputs)", sp.BOS, sp.GMask)

@@ -9,26 +9,68 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/llmpruner/llmpruner/lib/arch"
+	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/pkg/errors"
 )
 
-// TensorSpec names one tensor a model needs and its shape.
-type TensorSpec struct {
-	Name  string // Hugging Face name
-	Shape []int
-}
+// TensorSpec names one tensor a model needs (Hugging Face name) and its shape.
+type TensorSpec = arch.Tensor
 
 // ExpectedTensors lists the tensors (names and shapes) a checkpoint of cfg must hold, in
 // checkpoint order.
 func ExpectedTensors(cfg *config.Config) ([]TensorSpec, error) {
-	switch cfg.Arch {
-	case config.ArchLlama:
-		return llamaTensors(cfg), nil
-	case config.ArchChatGLM:
-		return chatglmTensors(cfg), nil
-	default:
-		return nil, unsupportedArch(cfg)
+	fam, err := arch.ByName(cfg.Arch)
+	if err != nil {
+		return nil, err
 	}
+	return fam.Tensors(cfg), nil
+}
+
+// layout is the forward pass of one tensor layout (arch.Family.Layout), registered by its file
+// (llama.go, chatglm.go): families that share a layout share it.
+type layout struct {
+	// logits is Logits for the layout.
+	logits func(scope *model.Scope, cfg *config.Config, tokens, mask *Node, hooks *Hooks) *Node
+	// decode is DecodeStep for the layout.
+	decode func(scope *model.Scope, cfg *config.Config, tokens, pos0, last *Node, buffers []*Node, hooks *Hooks) (*Node, []*Node)
+	// cacheExtra are buffers of the generation cache after the per-layer keys and values.
+	cacheExtra []shapes.Shape
+	// reader, when set, adapts a checkpoint before loading (e.g. hides a stored tied copy).
+	reader func(cfg *config.Config, r checkpoint.Reader) checkpoint.Reader
+	// checkPrompt, when set, checks a generation prompt.
+	checkPrompt func(cfg *config.Config, prompt []int) error
+	// staged: EmbedStage, LayerStage and HeadStage (stages.go) run the layout.
+	staged bool
+	// branchScores, when set, is the graph of BranchLogProbs (layouts whose positions the caller
+	// gives: 1D RoPE).
+	branchScores func(scope *model.Scope, cfg *config.Config, hooks *Hooks, tokens, positions, allowed, rows, targets *Node) (logp, greedy *Node)
+}
+
+// layouts are the registered forward passes by arch.Family.Layout name.
+var layouts = map[string]*layout{}
+
+// layoutOf returns the forward pass of cfg's family.
+func layoutOf(cfg *config.Config) (*layout, error) {
+	fam, err := arch.ByName(cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := layouts[fam.Layout()]
+	if !ok {
+		return nil, errors.Errorf("architecture %q (layout %q) has no forward pass in the models package", cfg.Arch, fam.Layout())
+	}
+	return l, nil
+}
+
+// mustLayout is layoutOf for graph code, which panics.
+func mustLayout(cfg *config.Config) *layout {
+	l, err := layoutOf(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return l
 }
 
 // Logits is the forward pass: tokens [B, S] (int32) and mask [B, S] (bool, true = real token,
@@ -36,14 +78,7 @@ func ExpectedTensors(cfg *config.Config) ([]TensorSpec, error) {
 // through hooks (nil = defaults). It panics on graph-building errors, as graph code does.
 func Logits(scope *model.Scope, cfg *config.Config, tokens, mask *Node, hooks *Hooks) *Node {
 	checkTokens(tokens, mask)
-	switch cfg.Arch {
-	case config.ArchLlama:
-		return llamaLogits(&llama{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, mask)
-	case config.ArchChatGLM:
-		return chatglmLogits(&chatglm{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, mask)
-	default:
-		panic(unsupportedArch(cfg))
-	}
+	return mustLayout(cfg).logits(scope, cfg, tokens, mask, hooks)
 }
 
 func checkTokens(tokens, mask *Node) {

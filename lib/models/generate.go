@@ -47,8 +47,10 @@ func (m *Model) Generate(prompt []int, opts GenerateOptions) (out []int, err err
 	if err := m.CheckSequences([][]int{prompt}, 1); err != nil {
 		return nil, errors.WithMessage(err, "generate")
 	}
-	if err := m.checkChatGLMPrompt(prompt); err != nil { // chatglm_load.go
-		return nil, errors.WithMessage(err, "generate")
+	if check := mustLayout(m.Config).checkPrompt; check != nil {
+		if err := check(m.Config, prompt); err != nil {
+			return nil, errors.WithMessage(err, "generate")
+		}
 	}
 	if opts.Temperature < 0 || opts.TopK < 0 || opts.TopP < 0 {
 		return nil, errors.Errorf("generate: temperature (%g), top-k (%d) and top-p (%g) must not be negative", opts.Temperature, opts.TopK, opts.TopP)

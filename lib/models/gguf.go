@@ -7,8 +7,8 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
-	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
 )
@@ -17,8 +17,12 @@ import (
 // layer has the same sizes, "deci" with per-layer sizes otherwise), with its tokenizer's
 // metadata when it has a tokenizer, atomically.
 func (m *Model) SaveGGUF(path string, opts checkpoint.GGUFOptions) (*checkpoint.GGUFResult, error) {
-	if m.Config.Arch == config.ArchChatGLM {
-		return nil, errors.Errorf("saving %s: llama.cpp has no ChatGLM-6B (v1) architecture (its chatglm architecture is ChatGLM2/3 and GLM-4), so ChatGLM-6B cannot be written as GGUF", path)
+	fam, err := arch.ByName(m.Config.Arch)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "saving %s", path)
+	}
+	if g := fam.GGUF(); g.Arch == "" {
+		return nil, errors.Errorf("saving %s: %s, so %s models cannot be written as GGUF", path, g.Unsupported, fam.Title())
 	}
 	specs, err := ExpectedTensors(m.Config)
 	if err != nil {

@@ -20,43 +20,26 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 )
 
-// llamaTensors lists every tensor a LLaMA checkpoint with this config holds, with its shape.
-func llamaTensors(cfg *config.Config) []TensorSpec {
-	D, V, HD := cfg.Hidden, cfg.Vocab, cfg.HeadDim
-	specs := []TensorSpec{{config.LlamaEmbed, []int{V, D}}}
-	add := func(name string, shape ...int) { specs = append(specs, TensorSpec{name, shape}) }
-	for l := range cfg.NumLayers() {
-		p := config.LlamaLayerTensor(l, "")
-		q, kv, inter := cfg.Heads[l]*HD, cfg.KVHeads[l]*HD, cfg.Inter[l]
-		add(p+"input_layernorm.weight", D)
-		add(p+"self_attn.q_proj.weight", q, D)
-		add(p+"self_attn.k_proj.weight", kv, D)
-		add(p+"self_attn.v_proj.weight", kv, D)
-		add(p+"self_attn.o_proj.weight", D, q)
-		if cfg.AttnBias {
-			add(p+"self_attn.q_proj.bias", q)
-			add(p+"self_attn.k_proj.bias", kv)
-			add(p+"self_attn.v_proj.bias", kv)
-			add(p+"self_attn.o_proj.bias", D)
-		}
-		add(p+"post_attention_layernorm.weight", D)
-		add(p+"mlp.gate_proj.weight", inter, D)
-		add(p+"mlp.up_proj.weight", inter, D)
-		add(p+"mlp.down_proj.weight", D, inter)
-		if cfg.MLPBias {
-			add(p+"mlp.gate_proj.bias", inter)
-			add(p+"mlp.up_proj.bias", inter)
-			add(p+"mlp.down_proj.bias", D)
-		}
+// The LLaMA layout's forward pass (every family whose arch.Family.Layout is "llama").
+func init() {
+	layouts["llama"] = &layout{
+		logits: func(scope *model.Scope, cfg *config.Config, tokens, mask *Node, hooks *Hooks) *Node {
+			return llamaLogits(&llama{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}, tokens, mask)
+		},
+		decode: func(scope *model.Scope, cfg *config.Config, tokens, pos0, last *Node, buffers []*Node, hooks *Hooks) (*Node, []*Node) {
+			return kvDecode(cfg, pos0, buffers, func(c *kvCache) *Node {
+				m := &llama{cfg: cfg, w: newWeights(scope, tokens.Graph(), hooks)}
+				return llamaDecode(m, tokens, ConvertDType(last, dtypes.Int32), c)
+			})
+		},
+		branchScores: llamaBranchScores, // branches.go
+		staged:       true,              // stages.go
 	}
-	add(config.LlamaFinalNorm, D)
-	if !cfg.TieEmbed {
-		add(config.LlamaLMHead, V, D)
-	}
-	return specs
 }
 
 // llama builds the LLaMA forward pass of one graph.
@@ -77,7 +60,7 @@ func noCache(_ int, k, v *Node) (*Node, *Node) {
 
 // embed looks the tokens [B, S] up: [B, S, D].
 func (m *llama) embed(tokens *Node) *Node {
-	table := m.w.get(config.LlamaEmbed) // [V, D]
+	table := m.w.get(arch.LlamaEmbed) // [V, D]
 	return Gather(table, InsertAxes(ConvertDType(tokens, dtypes.Int32), -1))
 }
 
@@ -86,7 +69,7 @@ func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node
 	cfg := m.cfg
 	B, S := x.Shape().Dim(0), x.Shape().Dim(1)
 	H, KV, HD := cfg.Heads[l], cfg.KVHeads[l], cfg.HeadDim
-	p := config.LlamaLayerTensor(l, "")
+	p := arch.LlamaLayerTensor(l, "")
 
 	h := rmsNorm(x, m.w.get(p+"input_layernorm.weight"), cfg.RMSNormEps)
 	q := Reshape(m.w.proj(h, p+"self_attn.q_proj", cfg.AttnBias), B, S, H, HD)
@@ -106,9 +89,9 @@ func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node
 
 // head applies the final norm and the LM head: x [B, S, D] → logits [B, S, V].
 func (m *llama) head(x *Node) *Node {
-	x = rmsNorm(x, m.w.get(config.LlamaFinalNorm), m.cfg.RMSNormEps)
+	x = rmsNorm(x, m.w.get(arch.LlamaFinalNorm), m.cfg.RMSNormEps)
 	if m.cfg.TieEmbed {
-		return m.w.linear(x, "lm_head", m.w.get(config.LlamaEmbed), nil)
+		return m.w.linear(x, "lm_head", m.w.get(arch.LlamaEmbed), nil)
 	}
 	return m.w.proj(x, "lm_head", false)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
@@ -77,23 +78,20 @@ func loadHFDir(backend compute.Backend, dir, source string, opts LoadOptions, la
 	if err != nil {
 		return nil, nil, errors.Wrapf(err, "loading model %s: reading config.json", source)
 	}
-	arch, err := config.DetectArch(data, cfgPath)
+	cfg, err := arch.ParseConfig(data, cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	if arch != config.ArchLlama && arch != config.ArchChatGLM {
-		return nil, nil, errors.Errorf("%s: architecture %q is not supported yet by the models package (supported: llama, chatglm)", cfgPath, arch)
-	}
-	cfg, err := config.Parse(data, cfgPath)
+	lay, err := layoutOf(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, errors.WithMessage(err, cfgPath)
 	}
 	r, err := checkpoint.Open(dir)
 	if err != nil {
 		return nil, nil, errors.WithMessagef(err, "loading model %s", source)
 	}
-	if cfg.Arch == config.ArchChatGLM {
-		r = chatglmReader(cfg, r) // chatglm_load.go
+	if lay.reader != nil {
+		r = lay.reader(cfg, r)
 	}
 	return newModel(backend, cfg, r, dir, false, source, opts, lazy)
 }

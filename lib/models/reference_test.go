@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
@@ -85,7 +86,7 @@ func isBias(name string) bool { return len(name) > 5 && name[len(name)-5:] == ".
 // widths per layer, an explicit head_dim unrelated to hidden/heads, and biases.
 func nonUniformConfig() *config.Config {
 	return &config.Config{
-		Arch: config.ArchLlama, Hidden: 12, Vocab: 23, HeadDim: 6,
+		Arch: arch.Llama, Hidden: 12, Vocab: 23, HeadDim: 6,
 		Heads: []int{4, 2}, KVHeads: []int{2, 2}, Inter: []int{10, 7},
 		RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositions: 64,
 		AttnBias: true, MLPBias: true, BOS: 1, EOS: []int{2},

@@ -9,29 +9,35 @@ package models
 // context), which a layer on its own does not see.
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
 )
 
 // CheckStaged returns an error when cfg's architecture has no staged forward pass.
 func CheckStaged(cfg *config.Config) error {
-	if cfg.Arch != config.ArchLlama {
-		return errors.Errorf("layer-by-layer computation supports the llama architecture, not %q", cfg.Arch)
+	lay, err := layoutOf(cfg)
+	if err != nil {
+		return err
+	}
+	if !lay.staged {
+		return errors.Errorf("layer-by-layer computation supports the llama layout, not the %q architecture", cfg.Arch)
 	}
 	return nil
 }
 
 // LayerTensors lists the tensors of decoder layer l (names and shapes, checkpoint order).
 func LayerTensors(cfg *config.Config, l int) []TensorSpec {
-	prefix := config.LlamaLayerTensor(l, "")
+	prefix := fmt.Sprintf(arch.Of(cfg).LayerPrefix(), l)
 	var out []TensorSpec
-	for _, s := range llamaTensors(cfg) {
+	for _, s := range arch.Of(cfg).Tensors(cfg) {
 		if strings.HasPrefix(s.Name, prefix) {
 			out = append(out, s)
 		}
@@ -43,8 +49,8 @@ func LayerTensors(cfg *config.Config, l int) []TensorSpec {
 // (unless tied) lm_head.
 func OuterTensors(cfg *config.Config) []TensorSpec {
 	var out []TensorSpec
-	for _, s := range llamaTensors(cfg) {
-		if !strings.HasPrefix(s.Name, "model.layers.") {
+	for _, s := range arch.Of(cfg).Tensors(cfg) {
+		if TensorLayer(cfg, s.Name) < 0 {
 			out = append(out, s)
 		}
 	}
@@ -55,7 +61,7 @@ func OuterTensors(cfg *config.Config) []TensorSpec {
 // embedding, final norm and lm_head.
 func TensorLayer(cfg *config.Config, name string) int {
 	for l := range cfg.NumLayers() {
-		if strings.HasPrefix(name, config.LlamaLayerTensor(l, "")) {
+		if strings.HasPrefix(name, fmt.Sprintf(arch.Of(cfg).LayerPrefix(), l)) {
 			return l
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
@@ -56,7 +57,7 @@ func CheckTensors(cfg *config.Config, infos []checkpoint.TensorInfo) error {
 	}
 	var b strings.Builder
 	b.WriteString("checkpoint does not match the model config")
-	b.WriteString(archMismatchHint(cfg, infos)) // chatglm_load.go
+	b.WriteString(archMismatchHint(cfg, infos))
 	list := func(what string, names []string) {
 		if len(names) == 0 {
 			return
@@ -127,7 +128,21 @@ func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader,
 	return store, nil
 }
 
-// unsupportedArch is the error for an architecture this package cannot run.
-func unsupportedArch(cfg *config.Config) error {
-	return errors.Errorf("architecture %q is not supported by the models package (supported: llama, chatglm)", cfg.Arch)
+// archMismatchHint explains a checkpoint whose tensor names belong to another layout than
+// config.json's family ("" when they do not).
+func archMismatchHint(cfg *config.Config, infos []checkpoint.TensorInfo) string {
+	want, err := arch.ByName(cfg.Arch)
+	if err != nil {
+		return ""
+	}
+	names := make([]string, len(infos))
+	for i, ti := range infos {
+		names[i] = ti.Name
+	}
+	got := arch.NamedLike(want, names)
+	if got == nil || got.Layout() == want.Layout() {
+		return ""
+	}
+	prefix, _, _ := strings.Cut(got.LayerPrefix(), "%d")
+	return fmt.Sprintf(" (config.json says %s, but the weights are named like a %s checkpoint: %s*)", want.Title(), got.Title(), prefix)
 }

@@ -3,10 +3,12 @@ package prune
 import (
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -150,12 +152,14 @@ func pick(fam *groups.Family, units []int) []groups.Group {
 // AddBiases adds oBias[l] to layer l's o_proj bias and downBias[l] to its down_proj bias (each
 // [hidden]) and returns the new config. A LLaMA model without attention (MLP) biases gets them:
 // Hugging Face's attention_bias (mlp_bias) puts a bias on all of q, k, v, o (gate, up, down), so
-// the others are created as zeros, in the weights' dtype. ChatGLM is not supported.
+// the others are created as zeros, in the weights' dtype (arch.Family.EnableBiases; ChatGLM has
+// every bias already).
 func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][]float64) (*config.Config, error) {
-	if cfg.Arch != config.ArchLlama {
-		return nil, errors.Errorf("bias compensation is implemented for the LLaMA family, not %s", cfg.Arch)
-	}
+	fam := arch.Of(cfg)
 	next := cfg.Clone()
+	if err := fam.EnableBiases(next, len(oBias) > 0, len(downBias) > 0); err != nil {
+		return nil, errors.WithMessage(err, "bias compensation")
+	}
 	type add struct {
 		module string
 		size   int
@@ -172,26 +176,22 @@ func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][
 			return nil, errors.Errorf("layer %d down_proj bias has %d values, hidden size is %d", l, len(downBias[l]), cfg.Hidden)
 		}
 	}
-	if len(oBias) > 0 && !cfg.AttnBias {
-		next.AttnBias = true
-		for l := range cfg.NumLayers() {
-			q, kv := cfg.Heads[l]*cfg.HeadDim, cfg.KVHeads[l]*cfg.HeadDim
-			p := config.LlamaLayerTensor(l, "self_attn.")
-			adds = append(adds, add{p + "q_proj", q, nil}, add{p + "k_proj", kv, nil}, add{p + "v_proj", kv, nil}, add{p + "o_proj", cfg.Hidden, nil})
-		}
+	had := map[string]bool{}
+	for _, t := range fam.Tensors(cfg) {
+		had[t.Name] = true
 	}
-	if len(downBias) > 0 && !cfg.MLPBias {
-		next.MLPBias = true
-		for l := range cfg.NumLayers() {
-			p := config.LlamaLayerTensor(l, "mlp.")
-			adds = append(adds, add{p + "gate_proj", cfg.Inter[l], nil}, add{p + "up_proj", cfg.Inter[l], nil}, add{p + "down_proj", cfg.Hidden, nil})
+	for _, t := range fam.Tensors(next) { // biases the new config implies, created as zeros
+		if !had[t.Name] {
+			adds = append(adds, add{strings.TrimSuffix(t.Name, ".bias"), t.Shape[0], nil})
 		}
 	}
 	for _, l := range sortedKeys(oBias) {
-		adds = append(adds, add{config.LlamaLayerTensor(l, "self_attn.o_proj"), cfg.Hidden, oBias[l]})
+		attn, _ := fam.OutputBiases(next, l)
+		adds = append(adds, add{strings.TrimSuffix(attn, ".bias"), cfg.Hidden, oBias[l]})
 	}
 	for _, l := range sortedKeys(downBias) {
-		adds = append(adds, add{config.LlamaLayerTensor(l, "mlp.down_proj"), cfg.Hidden, downBias[l]})
+		_, mlp := fam.OutputBiases(next, l)
+		adds = append(adds, add{strings.TrimSuffix(mlp, ".bias"), cfg.Hidden, downBias[l]})
 	}
 	for _, a := range adds {
 		wv := store.GetVariable(models.VarPath(a.module + ".weight"))

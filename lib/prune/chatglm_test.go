@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
 	"github.com/llmpruner/llmpruner/lib/importance"
@@ -22,7 +22,7 @@ import (
 // + 3·3712·4096 + 3·3712 (qkv) + 3712·4096 + 4096 (dense) + 2·14745·4096 + 14745 + 4096 (MLP)
 // = 181,658,905; ×28 + 534,642,688 (tied embeddings) + 8,192 (final LayerNorm) = 5,621,100,220.
 func TestChatGLM6BEstimate(t *testing.T) {
-	cfg, err := config.Load(testdata.Path(t, "tokenizers/chatglm-6b/config.json"))
+	cfg, err := arch.LoadConfig(testdata.Path(t, "tokenizers/chatglm-6b/config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +126,8 @@ func TestChatGLMBlockPruneSaveReload(t *testing.T) {
 		if changed < 1e-2 {
 			t.Errorf("%v: pruning did not change the logits: test cannot fail", crit)
 		}
-		if back.Config.NumParams() != rep.ParamsAfter {
-			t.Errorf("%v: reloaded params %d, report %d", crit, back.Config.NumParams(), rep.ParamsAfter)
+		if arch.NumParams(back.Config) != rep.ParamsAfter {
+			t.Errorf("%v: reloaded params %d, report %d", crit, arch.NumParams(back.Config), rep.ParamsAfter)
 		}
 	}
 }
@@ -241,8 +241,8 @@ func TestChatGLMChannelAndLayerStrategies(t *testing.T) {
 		if _, err := back.Logits(e.Prompts); err != nil {
 			t.Fatal(err)
 		}
-		if back.Config.NumParams() != plan.ParamsAfter || rep.ParamsAfter != plan.ParamsAfter {
-			t.Errorf("%v: reloaded %d params, report %d, plan %d", o.Strategy, back.Config.NumParams(), rep.ParamsAfter, plan.ParamsAfter)
+		if arch.NumParams(back.Config) != plan.ParamsAfter || rep.ParamsAfter != plan.ParamsAfter {
+			t.Errorf("%v: reloaded %d params, report %d, plan %d", o.Strategy, arch.NumParams(back.Config), rep.ParamsAfter, plan.ParamsAfter)
 		}
 		t.Logf("%v: hidden %d, layers %d, params %d → %d", o.Strategy, back.Config.Hidden, back.Config.NumLayers(), rep.ParamsBefore, rep.ParamsAfter)
 	}

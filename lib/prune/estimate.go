@@ -3,8 +3,8 @@ package prune
 import (
 	"slices"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
-	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/pkg/errors"
 )
 
@@ -43,7 +43,7 @@ func Estimate(cfg *config.Config, opts Options) (*Sizes, error) {
 		S = 64
 	}
 	return &Sizes{
-		ParamsBefore: cfg.NumParams(), ParamsAfter: after.NumParams(),
+		ParamsBefore: arch.NumParams(cfg), ParamsAfter: arch.NumParams(after),
 		MACsBefore: MACs(cfg, S), MACsAfter: MACs(after, S), SeqLen: S,
 		Hidden: after.Hidden, Layers: after.NumLayers(),
 		Heads: slices.Clone(after.Heads), KVHeads: slices.Clone(after.KVHeads), Inter: slices.Clone(after.Inter),
@@ -114,17 +114,8 @@ func headCounter(cfg *config.Config, l, roundTo int) counter {
 func headFamilyName(l int) string { return "layer " + itoa(l) + " attention heads" }
 func mlpFamilyName(l int) string  { return "layer " + itoa(l) + " MLP channels" }
 
-// MACs counts the multiply-accumulates of one forward pass over S tokens. For LLaMA it is
-// eval.Stats' count, which follows the original's test_speedup.py (ptflops plus its attention and
-// RMSNorm hooks): LLaMA-7B at S = 64 gives the paper's 424.02G, so plan and `llmpruner stats`
-// agree. ChatGLM has its own count (chatglm.go).
-func MACs(cfg *config.Config, S int) int64 {
-	if cfg.Arch == config.ArchChatGLM {
-		return chatglmMACs(cfg, S) // chatglm.go
-	}
-	st, err := eval.Stats(cfg, S, 1)
-	if err != nil {
-		return 0 // Plan validates cfg and S first; unreachable there
-	}
-	return st.MACsPerSequence
-}
+// MACs counts the multiply-accumulates of one forward pass over S tokens: the architecture's count
+// (arch.MACs), which follows the original's test_speedup.py (ptflops plus its attention and norm
+// hooks) and is eval.Stats' count too, so estimates, plans and `llmpruner stats` agree. LLaMA-7B
+// at S = 64 gives the paper's 424.02G.
+func MACs(cfg *config.Config, S int) int64 { return arch.MACs(cfg, S).Total() }

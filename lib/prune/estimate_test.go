@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
 	"github.com/llmpruner/llmpruner/lib/importance"
 )
@@ -52,7 +53,7 @@ func TestEstimateChannelAndLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := 2*int64(32000*4096) + 4096 + 12*cfg.LayerParams(0)
+	want := 2*int64(32000*4096) + 4096 + 12*arch.LayerParams(cfg, 0)
 	if p.Layers != 12 || p.ParamsAfter != want {
 		t.Errorf("layer 12: %d layers, %d params; want 12, %d", p.Layers, p.ParamsAfter, want)
 	}

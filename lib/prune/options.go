@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/importance"
 	"github.com/pkg/errors"
@@ -280,7 +281,7 @@ func (o *Options) Validate(cfg *config.Config) error {
 			return errors.Errorf("reconstruction re-fits width (block) pruning, not %s", o.Strategy)
 		case o.steps() > 1:
 			return errors.Errorf("reconstruction follows a one-step selection (iterative steps %d)", o.IterativeSteps)
-		case cfg.Arch != config.ArchLlama:
+		case cfg.Arch != arch.Llama:
 			return errors.Errorf("reconstruction supports the llama architecture, not %s", cfg.Arch)
 		}
 	}

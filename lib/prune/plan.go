@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/pkg/errors"
@@ -322,7 +323,7 @@ func (t *tracker) plan(o *Options) *Plan {
 	}
 	r := &Plan{Strategy: o.Strategy.String(), Ratio: o.Ratio,
 		Base: shapeOf(t.orig), After: shapeOf(after),
-		ParamsBefore: t.orig.NumParams(), ParamsAfter: after.NumParams(),
+		ParamsBefore: arch.NumParams(t.orig), ParamsAfter: arch.NumParams(after),
 		MACsBefore: MACs(t.orig, S), MACsAfter: MACs(after, S), SeqLen: S,
 		LayersKept: slices.Clone(t.layers), HiddenScores: orEmpty(t.hiddenScores),
 		HiddenChannelsKept: slices.Clone(t.hidden), Layers: []LayerPlan{}}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
@@ -88,8 +89,8 @@ func TestBlockPruneSaveReload(t *testing.T) {
 				t.Errorf("local: pruned config %v", m.Config)
 			}
 		}
-		if rep.ParamsAfter != m.Config.NumParams() || rep.ParamsBefore != cfg.NumParams() || int64(m.Store.NumParameters()) != rep.ParamsAfter {
-			t.Errorf("report params %d→%d, config %d, store %d", rep.ParamsBefore, rep.ParamsAfter, m.Config.NumParams(), m.Store.NumParameters())
+		if rep.ParamsAfter != arch.NumParams(m.Config) || rep.ParamsBefore != arch.NumParams(cfg) || int64(m.Store.NumParameters()) != rep.ParamsAfter {
+			t.Errorf("report params %d→%d, config %d, store %d", rep.ParamsBefore, rep.ParamsAfter, arch.NumParams(m.Config), m.Store.NumParameters())
 		}
 		if len(rep.Layers) != 3 || len(rep.Layers[1].HeadScores) != 4 || len(rep.Layers[1].KVHeadScores) != 2 || len(rep.Layers[0].MLPScores) != 0 {
 			t.Errorf("report layout: %+v", rep.Layers)
@@ -194,7 +195,7 @@ func TestChannelAndLayerPrune(t *testing.T) {
 	for l := range want {
 		z := groupstest.RandomModel(t, cfg, 8, 0.3)
 		for _, n := range []string{"self_attn.o_proj.weight", "mlp.down_proj.weight"} {
-			v := z.Store.GetVariable(models.VarPath(config.LlamaLayerTensor(l, n)))
+			v := z.Store.GetVariable(models.VarPath(arch.LlamaLayerTensor(l, n)))
 			v.MustSetValue(tensors.FromFlatDataAndDimensions(make([]float32, v.Shape().Size()), v.Shape().Dimensions...))
 		}
 		loss, err := z.Loss(calib)

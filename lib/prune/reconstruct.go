@@ -7,7 +7,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
-	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
@@ -53,7 +53,7 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 		return errors.WithMessage(err, "reconstruct")
 	}
 	cfg := m.Config
-	if cfg.Arch != config.ArchLlama {
+	if cfg.Arch != arch.Llama {
 		return errors.Errorf("reconstruct: supports the llama architecture, not %s", cfg.Arch)
 	}
 	if len(plan.LayersKept) != cfg.NumLayers() || len(plan.HiddenChannelsKept) != cfg.Hidden {
@@ -135,7 +135,7 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 			for b := range batches {
 				targets[b] = sub(dense[b].hAttn, xp[b])
 			}
-			if err := refit(m, config.LlamaLayerTensor(l, "self_attn.o_proj"), m.Config.AttnBias, p.inO(), targets, D, o.Damp); err != nil {
+			if err := refit(m, arch.LlamaLayerTensor(l, "self_attn.o_proj"), m.Config.AttnBias, p.inO(), targets, D, o.Damp); err != nil {
 				return errors.WithMessagef(err, "reconstruct: layer %d o_proj", l)
 			}
 			m.ResetExecs()
@@ -149,7 +149,7 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 			for b := range batches {
 				targets[b] = sub(dense[b].out, p[b].hAttn)
 			}
-			if err := refit(m, config.LlamaLayerTensor(l, "mlp.down_proj"), m.Config.MLPBias, p.inD(), targets, D, o.Damp); err != nil {
+			if err := refit(m, arch.LlamaLayerTensor(l, "mlp.down_proj"), m.Config.MLPBias, p.inD(), targets, D, o.Damp); err != nil {
 				return errors.WithMessagef(err, "reconstruct: layer %d down_proj", l)
 			}
 			m.ResetExecs()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
 	"github.com/llmpruner/llmpruner/lib/importance"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -78,9 +79,9 @@ func TestPlanRoundTrip(t *testing.T) {
 			t.Fatalf("%s: apply: %v", name, err)
 		}
 		sameModel(t, name, m, fresh)
-		if back.ParamsAfter != fresh.Config.NumParams() || back.MACsAfter != MACs(fresh.Config, back.SeqLen) {
+		if back.ParamsAfter != arch.NumParams(fresh.Config) || back.MACsAfter != MACs(fresh.Config, back.SeqLen) {
 			t.Errorf("%s: plan says %d params / %d MACs, applied model has %d / %d", name, back.ParamsAfter, back.MACsAfter,
-				fresh.Config.NumParams(), MACs(fresh.Config, back.SeqLen))
+				arch.NumParams(fresh.Config), MACs(fresh.Config, back.SeqLen))
 		}
 		// Applying to a model of another shape fails with the shapes named.
 		if err := Apply(m, back); err == nil {

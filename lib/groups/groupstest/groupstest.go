@@ -12,6 +12,7 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/models"
 )
@@ -40,7 +41,7 @@ func Config(t testing.TB, fields map[string]any) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(data, "test config")
+	cfg, err := arch.ParseConfig(data, "test config")
 	if err != nil {
 		t.Fatal(err)
 	}

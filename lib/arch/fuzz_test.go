@@ -1,4 +1,4 @@
-package config
+package arch
 
 import (
 	"os"
@@ -22,24 +22,24 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"model_type":"llama","hidden_size":64,"num_hidden_layers":1000000000000,"num_attention_heads":8,"vocab_size":10,"intermediate_size":4}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzcheck.Bounded(t, len(data), 64, func() {
-			c, err := Parse(data, "config.json")
+			c, err := ParseConfig(data, "config.json")
 			if err != nil {
 				return
 			}
-			if err := c.Validate(); err != nil {
+			if err := Validate(c); err != nil {
 				t.Fatalf("Parse accepted a config that Validate rejects: %v", err)
 			}
-			_, _ = c.NumParams(), c.String()
+			_, _ = NumParams(c), c.String()
 			_ = c.InvFrequencies()
-			out, err := c.Marshal()
+			out, err := MarshalConfig(c)
 			if err != nil {
 				t.Fatalf("Marshal of a parsed config: %v", err)
 			}
-			back, err := Parse(out, "marshalled config.json")
+			back, err := ParseConfig(out, "marshalled config.json")
 			if err != nil {
 				t.Fatalf("re-parsing the marshalled config: %v\n%s", err, out)
 			}
-			if back.NumParams() != c.NumParams() || back.Hidden != c.Hidden || back.NumLayers() != c.NumLayers() {
+			if NumParams(back) != NumParams(c) || back.Hidden != c.Hidden || back.NumLayers() != c.NumLayers() {
 				t.Fatalf("round trip changed the config: %s → %s", c, back)
 			}
 		})

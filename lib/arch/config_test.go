@@ -1,7 +1,8 @@
-package config
+package arch
 
 import (
 	"encoding/json"
+	"github.com/llmpruner/llmpruner/lib/config"
 	"math"
 	"path/filepath"
 	"slices"
@@ -14,12 +15,12 @@ const llama7B = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hid
 "tie_word_embeddings":false,"bos_token_id":1,"eos_token_id":2,"custom_field":{"kept":true}}`
 
 func TestLlama7BParams(t *testing.T) {
-	c, err := Parse([]byte(llama7B), "llama7b")
+	c, err := ParseConfig([]byte(llama7B), "llama7b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The original LLM-Pruner logs 6,738,415,616 parameters for LLaMA-7B.
-	if got := c.NumParams(); got != 6738415616 {
+	if got := NumParams(c); got != 6738415616 {
 		t.Fatalf("NumParams = %d, want 6738415616", got)
 	}
 	if c.HeadDim != 128 || c.KVHeads[31] != 32 || c.BOS != 1 || len(c.EOS) != 1 || c.EOS[0] != 2 {
@@ -28,20 +29,20 @@ func TestLlama7BParams(t *testing.T) {
 }
 
 func TestRoundTripNonUniform(t *testing.T) {
-	c, err := Parse([]byte(llama7B), "llama7b")
+	c, err := ParseConfig([]byte(llama7B), "llama7b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Heads[3], c.KVHeads[3], c.Inter[5] = 24, 24, 8256
 	path := filepath.Join(t.TempDir(), "config.json")
-	if err := c.Save(path); err != nil {
+	if err := SaveConfig(c, path); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Load(path)
+	d, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.String() != c.String() || d.NumParams() != c.NumParams() {
+	if d.String() != c.String() || NumParams(d) != NumParams(c) {
 		t.Fatalf("round trip changed config:\n%s\n%s", c, d)
 	}
 	var kept struct{ Kept bool }
@@ -59,7 +60,7 @@ func TestBadConfigs(t *testing.T) {
 		"bad rope":      `{"model_type":"llama","hidden_size":64,"num_hidden_layers":1,"num_attention_heads":8,"vocab_size":10,"intermediate_size":4,"rope_scaling":{"rope_type":"yarn","factor":2}}`,
 		"zero hidden":   `{"model_type":"llama","hidden_size":0,"num_hidden_layers":1,"num_attention_heads":8,"vocab_size":10,"intermediate_size":4}`,
 	} {
-		if _, err := Parse([]byte(js), name); err == nil {
+		if _, err := ParseConfig([]byte(js), name); err == nil {
 			t.Errorf("%s: expected an error", name)
 		} else {
 			t.Logf("%s: %v", name, err)
@@ -71,7 +72,7 @@ func TestLlama3RopeScaling(t *testing.T) {
 	js := `{"model_type":"llama","hidden_size":4096,"num_hidden_layers":1,"num_attention_heads":32,"num_key_value_heads":8,
 	"vocab_size":128256,"intermediate_size":14336,"rope_theta":500000.0,
 	"rope_scaling":{"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192,"rope_type":"llama3"}}`
-	c, err := Parse([]byte(js), "llama3.1")
+	c, err := ParseConfig([]byte(js), "llama3.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,18 +102,18 @@ func TestMarshalStockWhenUniform(t *testing.T) {
 		heads, inter []int
 		lists        bool
 	}{{[]int{8, 8}, []int{64, 64}, false}, {[]int{8, 4}, []int{64, 64}, true}, {[]int{8, 8}, []int{64, 32}, true}} {
-		cfg := &Config{Arch: ArchLlama, Hidden: 64, Vocab: 10, HeadDim: 8, Heads: c.heads, KVHeads: c.heads, Inter: c.inter,
+		cfg := &config.Config{Arch: Llama, Hidden: 64, Vocab: 10, HeadDim: 8, Heads: c.heads, KVHeads: c.heads, Inter: c.inter,
 			RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositions: 32, BOS: 1}
-		data, err := cfg.Marshal()
+		data, err := MarshalConfig(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, key := range []string{KeyHeadsPerLayer, KeyKVHeadsPerLayer, KeyInterPerLayer} {
+		for _, key := range []string{config.KeyHeadsPerLayer, config.KeyKVHeadsPerLayer, config.KeyInterPerLayer} {
 			if got := strings.Contains(string(data), `"`+key+`"`); got != c.lists {
 				t.Errorf("heads %v inter %v: %s present = %v, want %v", c.heads, c.inter, key, got, c.lists)
 			}
 		}
-		back, err := Parse(data, "config.json")
+		back, err := ParseConfig(data, "config.json")
 		if err != nil {
 			t.Fatal(err)
 		}

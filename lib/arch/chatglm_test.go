@@ -1,4 +1,4 @@
-package config
+package arch
 
 import (
 	"encoding/json"
@@ -22,48 +22,48 @@ const chatglm6B = `{"_name_or_path":"THUDM/chatglm-6b","architectures":["ChatGLM
 const chatglm6BParams = 534642688 + 8192 + 28*201379840
 
 func TestChatGLM6BConfig(t *testing.T) {
-	c, err := Parse([]byte(chatglm6B), "chatglm-6b")
+	c, err := ParseConfig([]byte(chatglm6B), "chatglm-6b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Arch != ArchChatGLM || c.Hidden != 4096 || c.NumLayers() != 28 || c.HeadDim != 128 || c.Heads[27] != 32 ||
+	if c.Arch != ChatGLM || c.Hidden != 4096 || c.NumLayers() != 28 || c.HeadDim != 128 || c.Heads[27] != 32 ||
 		c.KVHeads[0] != 32 || c.Inter[3] != 16384 || c.Vocab != 130528 || c.MaxPositions != 2048 || c.RMSNormEps != 1e-5 ||
 		!c.TieEmbed || !c.AttnBias || !c.MLPBias {
 		t.Fatalf("bad resolve: %s", c)
 	}
-	if s := c.ChatGLMTokens(); s != (ChatGLMSpecial{BOS: 130004, EOS: 130005, Mask: 130000, GMask: 130001}) {
+	if s := ChatGLMTokens(c); s != (ChatGLMSpecial{BOS: 130004, EOS: 130005, Mask: 130000, GMask: 130001}) {
 		t.Fatalf("special tokens %+v", s)
 	}
-	if got := c.NumParams(); got != chatglm6BParams {
+	if got := NumParams(c); got != chatglm6BParams {
 		t.Fatalf("NumParams = %d, want %d", got, chatglm6BParams)
 	}
-	if math.Abs(c.ChatGLMAlpha()-math.Sqrt(56)) > 1e-12 {
-		t.Fatalf("alpha %g", c.ChatGLMAlpha())
+	if math.Abs(ChatGLMAlpha(c)-math.Sqrt(56)) > 1e-12 {
+		t.Fatalf("alpha %g", ChatGLMAlpha(c))
 	}
 }
 
 func TestChatGLMRealConfigFile(t *testing.T) {
 	path := testdata.Path(t, "tokenizers/chatglm-6b/config.json")
-	c, err := Load(path)
+	c, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NumParams() != chatglm6BParams {
-		t.Fatalf("NumParams = %d, want %d", c.NumParams(), chatglm6BParams)
+	if NumParams(c) != chatglm6BParams {
+		t.Fatalf("NumParams = %d, want %d", NumParams(c), chatglm6BParams)
 	}
 }
 
 // A pruned ChatGLM config round-trips with its per-layer lists, and keeps alpha's layer count
 // when layers are removed.
 func TestChatGLMRoundTripPruned(t *testing.T) {
-	c, err := Parse([]byte(chatglm6B), "chatglm-6b")
+	c, err := ParseConfig([]byte(chatglm6B), "chatglm-6b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Heads, c.KVHeads, c.Inter = c.Heads[:3], c.KVHeads[:3], c.Inter[:3]
 	c.Heads[1], c.KVHeads[1], c.Inter[2] = 29, 29, 14000
 	path := t.TempDir() + "/config.json"
-	if err := c.Save(path); err != nil {
+	if err := SaveConfig(c, path); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
@@ -74,15 +74,15 @@ func TestChatGLMRoundTripPruned(t *testing.T) {
 	if m["num_layers"] != 3.0 || m["model_type"] != "chatglm" || m["inner_hidden_size"] != 16384.0 || m["mask_token_id"] != 130000.0 {
 		t.Fatalf("written config: %s", data)
 	}
-	d, err := Load(path)
+	d, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Heads[1] != 29 || d.Inter[2] != 14000 || d.NumLayers() != 3 || math.Abs(d.ChatGLMAlpha()-math.Sqrt(56)) > 1e-12 {
-		t.Fatalf("reloaded %s alpha %g", d, d.ChatGLMAlpha())
+	if d.Heads[1] != 29 || d.Inter[2] != 14000 || d.NumLayers() != 3 || math.Abs(ChatGLMAlpha(d)-math.Sqrt(56)) > 1e-12 {
+		t.Fatalf("reloaded %s alpha %g", d, ChatGLMAlpha(d))
 	}
-	if d.NumParams() != c.NumParams() {
-		t.Fatalf("params %d vs %d", d.NumParams(), c.NumParams())
+	if NumParams(d) != NumParams(c) {
+		t.Fatalf("params %d vs %d", NumParams(d), NumParams(c))
 	}
 }
 
@@ -97,7 +97,7 @@ func TestChatGLMBadConfigs(t *testing.T) {
 		_ = json.Unmarshal([]byte(chatglm6B), &m)
 		edit(m)
 		data, _ := json.Marshal(m)
-		if _, err := Parse(data, "cfg"); err == nil {
+		if _, err := ParseConfig(data, "cfg"); err == nil {
 			t.Errorf("%s: no error", name)
 		} else {
 			t.Logf("%s: %v", name, err)

@@ -1,4 +1,4 @@
-package config
+package arch
 
 import (
 	"strings"
@@ -17,7 +17,7 @@ func TestHostileConfigSizes(t *testing.T) {
 		{`{"model_type":"llama","hidden_size":64,"num_hidden_layers":1,"num_attention_heads":8,"vocab_size":10,"intermediate_size":100000000000}`, "intermediate size 100000000000"},
 	} {
 		var err error
-		allocated, _ := fuzzcheck.Measure(func() { _, err = Parse([]byte(c.json), "hostile/config.json") })
+		allocated, _ := fuzzcheck.Measure(func() { _, err = ParseConfig([]byte(c.json), "hostile/config.json") })
 		if limit := fuzzcheck.Limit(len(c.json), 64); allocated > limit {
 			t.Errorf("%s: allocated %d bytes (limit %d)", c.want, allocated, limit)
 		}
