@@ -1,6 +1,7 @@
 package notebook
 
 import (
+	"encoding/base64"
 	"fmt"
 	"html"
 	"os"
@@ -35,10 +36,13 @@ func ShowTable(md string) {
 }
 
 // ShowSVG displays an SVG image (LinePlot, BarPlot) in a notebook; elsewhere it says where the
-// image would be.
+// image would be. The image goes out as an HTML <img> with a data: URI (SVGImageHTML), not as
+// inline <svg>: the classic Jupyter Notebook strips inline SVG from the outputs of a notebook it does
+// not trust (one executed elsewhere, e.g. by nbconvert in CI) and ignores image/svg+xml outputs
+// there, but keeps <img> data URIs; JupyterLab, nbconvert's HTML and GitHub show it too.
 func ShowSVG(svg string) {
 	if InNotebook() {
-		gonbui.DisplaySVG(svg)
+		gonbui.DisplayHTML(SVGImageHTML(svg))
 		return
 	}
 	fmt.Printf("[SVG image, %d bytes]\n", len(svg))
@@ -85,4 +89,9 @@ func (p *Progress) Done(msg string) {
 		return
 	}
 	fmt.Fprintln(os.Stderr, msg)
+}
+
+// SVGImageHTML returns svg as an HTML <img> element whose src is a base64 data: URI.
+func SVGImageHTML(svg string) string {
+	return `<img alt="plot" src="data:image/svg+xml;base64,` + base64.StdEncoding.EncodeToString([]byte(svg)) + `">`
 }

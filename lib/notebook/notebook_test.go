@@ -1,6 +1,7 @@
 package notebook
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"math"
@@ -202,5 +203,22 @@ func TestBarPlot(t *testing.T) {
 	}
 	if _, err := BarPlot(nil, PlotOptions{}); err == nil {
 		t.Error("want an error without values")
+	}
+}
+
+// TestSVGImageHTML: the <img> data URI decodes back to the SVG byte for byte.
+func TestSVGImageHTML(t *testing.T) {
+	svg, err := BarPlot([]BarGroup{{Name: "layer 0", Values: []float64{1, 2}}}, PlotOptions{Title: "a <b> & c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := SVGImageHTML(svg)
+	const prefix, suffix = `<img alt="plot" src="data:image/svg+xml;base64,`, `">`
+	if !strings.HasPrefix(got, prefix) || !strings.HasSuffix(got, suffix) {
+		t.Fatalf("SVGImageHTML = %.80q…", got)
+	}
+	dec, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(strings.TrimPrefix(got, prefix), suffix))
+	if err != nil || string(dec) != svg {
+		t.Errorf("data URI does not decode to the SVG (err %v)", err)
 	}
 }
