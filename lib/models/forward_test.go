@@ -1,8 +1,10 @@
 package models
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -296,4 +298,34 @@ func TestLoadedWeightsAreShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d tensors in shared buffers", n)
+}
+
+// TestReadConcurrently: every index is read once; the reported error is the lowest failing index's,
+// and no read starts after a failure is seen.
+func TestReadConcurrently(t *testing.T) {
+	for _, workers := range []int{1, 3, 16} {
+		var seen [100]atomic.Int32
+		if err := readConcurrently(len(seen), workers, func(i int) error { seen[i].Add(1); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for i := range seen {
+			if n := seen[i].Load(); n != 1 {
+				t.Fatalf("workers=%d: index %d read %d times", workers, i, n)
+			}
+		}
+		var calls atomic.Int32
+		err := readConcurrently(100, workers, func(i int) error {
+			calls.Add(1)
+			if i == 7 || i == 9 {
+				return fmt.Errorf("bad %d", i)
+			}
+			return nil
+		})
+		if err == nil || err.Error() != "bad 7" {
+			t.Errorf("workers=%d: err = %v, want bad 7", workers, err)
+		}
+		if c := calls.Load(); c > int32(10+workers) {
+			t.Errorf("workers=%d: %d reads after a failure at index 7", workers, c)
+		}
+	}
 }

@@ -4,9 +4,12 @@ package models
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -91,13 +94,18 @@ func storableDType(dt dtypes.DType) bool {
 }
 
 // LoadStore checks the checkpoint strictly against cfg (see CheckTensors) and reads its tensors
-// one at a time into a new store, keeping their stored dtype (bf16/f16 stay so; the forward pass
-// converts in-graph). source names the checkpoint in
-// error messages.
+// into a new store, keeping their stored dtype (bf16/f16 stay so; the forward pass converts
+// in-graph). source names the checkpoint in error messages.
 //
 // With a backend that shares host memory (the pure-Go one), every tensor is read straight into a
 // shared buffer of that backend, so the first graph execution does not copy the weights (which
 // would hold them twice, briefly, at the peak). backend may be nil.
+//
+// Tensors are read by up to loadWorkers goroutines at once (checkpoint.Reader allows concurrent
+// Reads): from a warm page cache the cost of a load is the kernel faulting in and zeroing the new
+// buffers' pages and copying the file's bytes into them, which scales with cores. Readers that
+// fill the buffers directly (safetensors, contiguous PyTorch storages) need no more memory than
+// reading one at a time; readers that convert (GGUF dequantization) hold one temporary per worker.
 func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader, source string) (*model.Store, error) {
 	if err := CheckTensors(cfg, r.Tensors()); err != nil {
 		return nil, errors.WithMessage(err, source)
@@ -109,19 +117,35 @@ func LoadStore(backend compute.Backend, cfg *config.Config, r checkpoint.Reader,
 		}
 	}
 	specs, _ := ExpectedTensors(cfg)
-	store := model.NewStore()
-	for _, spec := range specs {
+	read := make([]*tensors.Tensor, len(specs))
+	finalizeAll := func() {
+		for _, t := range read {
+			if t != nil {
+				_ = t.FinalizeAll()
+			}
+		}
+	}
+	if err := readConcurrently(len(specs), loadWorkers(), func(i int) error {
+		spec := specs[i]
 		t, err := checkpoint.ReadWith(r, spec.Name, alloc)
 		if err != nil {
-			store.Finalize()
-			return nil, errors.WithMessagef(err, "%s: reading tensor %s", source, spec.Name)
+			return errors.WithMessagef(err, "%s: reading tensor %s", source, spec.Name)
 		}
+		read[i] = t
 		if !slices.Equal(t.Shape().Dimensions, spec.Shape) || !storableDType(t.DType()) {
-			store.Finalize()
-			return nil, errors.Errorf("%s: tensor %s read as %s, its header said %v", source, spec.Name, t.Shape(), spec.Shape)
+			return errors.Errorf("%s: tensor %s read as %s, its header said %v", source, spec.Name, t.Shape(), spec.Shape)
 		}
-		if _, err := store.CreateVariable(VarPath(spec.Name), t); err != nil {
+		return nil
+	}); err != nil {
+		finalizeAll()
+		return nil, err
+	}
+	store := model.NewStore()
+	for i, spec := range specs {
+		if _, err := store.CreateVariable(VarPath(spec.Name), read[i]); err != nil {
 			store.Finalize()
+			read = read[i+1:] // the store owns (and has finalized) the others
+			finalizeAll()
 			return nil, errors.Wrapf(err, "%s: storing tensor %s", source, spec.Name)
 		}
 	}
@@ -145,4 +169,38 @@ func archMismatchHint(cfg *config.Config, infos []checkpoint.TensorInfo) string 
 	}
 	prefix, _, _ := strings.Cut(got.LayerPrefix(), "%d")
 	return fmt.Sprintf(" (config.json says %s, but the weights are named like a %s checkpoint: %s*)", want.Title(), got.Title(), prefix)
+}
+
+// loadWorkers is how many tensors LoadStore reads at once: one per CPU the Go runtime uses, at
+// most 8 (beyond that the memory bus, not the cores, bounds a load).
+func loadWorkers() int { return max(1, min(runtime.GOMAXPROCS(0), 8)) }
+
+// readConcurrently calls read(i) for i in [0, n) on up to workers goroutines, lowest i first, and
+// returns the error of the lowest failing i (after every started call has returned; no call starts
+// after a failure).
+func readConcurrently(n, workers int, read func(i int) error) error {
+	errs := make([]error, n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if errs[i] = read(i); errs[i] != nil {
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
