@@ -41,8 +41,8 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
-	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
@@ -112,7 +112,7 @@ func writeCheckpoint(dir string, layers int, dtype string) error {
 		return err
 	}
 	cfgJSON := config7B(layers, torchDType)
-	cfg, err := config.Parse([]byte(cfgJSON), "config.json")
+	cfg, err := arch.ParseConfig([]byte(cfgJSON), "config.json")
 	if err != nil {
 		return err
 	}
