@@ -11,7 +11,7 @@ package main
 // LLMPRUNER_BENCH_LAYERS overrides the 6 layers; LLMPRUNER_BENCH_THREADS the llama.cpp threads
 // (default 1: on a shared machine a second thread mostly waits at ggml's barriers);
 // LLMPRUNER_BENCH_ROUND the --round-to values (default 0,64,128,256; 0 = none);
-// LLMPRUNER_BENCH_DIR keeps the models there (and reuses those already written);
+// LLMPRUNER_BENCH_TYPES the GGUF types (default f16,q8_0); LLMPRUNER_BENCH_DIR keeps the models there (and reuses those already written);
 // LLMPRUNER_BENCH_OUT=FILE also writes the table.
 
 import (
@@ -81,12 +81,16 @@ func TestDeploySpeed(t *testing.T) {
 			"--mlp-layers", inner, "--criterion", "l2", "--round-to", strconv.Itoa(r))
 		variants = append(variants, variant{name, out})
 	}
+	types := []string{"f16", "q8_0"}
+	if s := os.Getenv("LLMPRUNER_BENCH_TYPES"); s != "" {
+		types = strings.Split(s, ",")
+	}
 	params := map[string]int64{}
 	var runs []llamacpp.Run
 	for _, v := range variants {
 		m := loadConfig(t, v.dir)
 		params[v.name] = arch.NumParams(m)
-		for _, typ := range []string{"f16", "q8_0"} {
+		for _, typ := range types {
 			out := filepath.Join(dir, strings.ReplaceAll(v.name, " ", "_")+"."+typ+".gguf")
 			if _, err := os.Stat(out); err != nil {
 				mustSucceed(t, "convert", "--model", v.dir, "--tokenizer", tok, "--out", out, "--dtype", typ)
@@ -115,7 +119,7 @@ func TestDeploySpeed(t *testing.T) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "| model | parameters | GGUF | prompt tok/s | decode tok/s | decode speed-up | parameter ratio |\n|---|---:|---|---:|---:|---:|---:|\n")
-	for _, typ := range []string{"f16", "q8_0"} {
+	for _, typ := range types {
 		base := bench[filepath.Join(dir, "dense."+typ+".gguf")]
 		for _, v := range variants {
 			s := bench[filepath.Join(dir, strings.ReplaceAll(v.name, " ", "_")+"."+typ+".gguf")]
