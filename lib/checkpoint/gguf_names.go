@@ -1,34 +1,26 @@
 package checkpoint
 
-// The LLaMA family's tensor names in Hugging Face and in llama.cpp (llama / deci architectures),
-// and the q/k row order of each. One table, so that it can move into a per-family descriptor.
+// The LLaMA family's tensor names in Hugging Face and in llama.cpp (llama / deci architectures;
+// the table is the family descriptor's, lib/arch), and the q/k row order of each.
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/llmpruner/llmpruner/lib/arch"
+	"github.com/llmpruner/llmpruner/lib/config"
 )
 
+// llamaGGUF is the LLaMA family's llama.cpp naming, from its descriptor in lib/arch.
+var llamaGGUF = arch.Of(&config.Config{Arch: arch.Llama}).GGUF()
+
 // ggufGlobalNames maps the tensors outside the decoder layers.
-var ggufGlobalNames = map[string]string{
-	"model.embed_tokens.weight": "token_embd.weight",
-	"model.norm.weight":         "output_norm.weight",
-	"lm_head.weight":            "output.weight",
-}
+var ggufGlobalNames = llamaGGUF.Global
 
 // ggufLayerNames maps a layer tensor's module (after "model.layers.N.") to llama.cpp's (after
 // "blk.N."); ".weight" or ".bias" follows both.
-var ggufLayerNames = map[string]string{
-	"input_layernorm":          "attn_norm",
-	"self_attn.q_proj":         "attn_q",
-	"self_attn.k_proj":         "attn_k",
-	"self_attn.v_proj":         "attn_v",
-	"self_attn.o_proj":         "attn_output",
-	"post_attention_layernorm": "ffn_norm",
-	"mlp.gate_proj":            "ffn_gate",
-	"mlp.up_proj":              "ffn_up",
-	"mlp.down_proj":            "ffn_down",
-}
+var ggufLayerNames = llamaGGUF.Layer
 
 // ggufRopeFreqs is the LLaMA-3 rope scaling tensor (one factor per rotary pair).
 const ggufRopeFreqs = "rope_freqs.weight"

@@ -150,7 +150,7 @@ func (g *ggufFile) metaFloat(key string, def float64) (float64, error) {
 // config resolves the model configuration from a llama or deci file's metadata.
 func (g *ggufFile) config() (*config.Config, error) {
 	ggufArch, _ := g.meta["general.architecture"].(string)
-	if ggufArch != "llama" && ggufArch != "deci" {
+	if ggufArch != llamaGGUF.Arch && ggufArch != llamaGGUF.PerLayerArch {
 		return nil, errors.Errorf("general.architecture %q is not supported (llama and deci are)", g.meta["general.architecture"])
 	}
 	if _, ok := g.byName[ggufRopeFreqs]; ok {

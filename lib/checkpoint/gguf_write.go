@@ -136,11 +136,11 @@ func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	res := &GGUFResult{Arch: "llama", Layers: len(layers)}
+	res := &GGUFResult{Arch: llamaGGUF.Arch, Layers: len(layers)}
 	for _, l := range layers {
 		f := layers[0]
 		if l.heads != f.heads || l.kvHeads != f.kvHeads || l.ff != f.ff || l.heads == 0 || l.zeroAttn || l.zeroMLP {
-			res.Arch = "deci"
+			res.Arch = llamaGGUF.PerLayerArch
 		}
 	}
 	D, V, hd := cfg.Hidden, cfg.Vocab, cfg.HeadDim
@@ -330,7 +330,7 @@ func ggufMetadata(cfg *config.Config, layers []ggufLayer, arch string, opts GGUF
 	for i, l := range layers {
 		heads[i], kv[i], ff[i] = int32(l.heads), int32(l.kvHeads), int32(l.ff)
 	}
-	if arch == "llama" {
+	if arch == llamaGGUF.Arch {
 		m.add(arch+".feed_forward_length", uint32(ff[0]))
 		m.add(arch+".attention.head_count", uint32(heads[0]))
 		m.add(arch+".attention.head_count_kv", uint32(kv[0]))
