@@ -8,7 +8,8 @@ with bias, laid out per head as [q | k | v] (3·head_dim rows per head) → 2D r
 position ids; inverse frequencies rounded to float16 as the original's RotaryEmbedding does) →
 attention with query_key_layer_scaling (query / (sqrt(hd)·(layer+1)), masked to -10000, scores
 × (layer+1), softmax in float32) → dense(+bias) → residual on the *normalized* input:
-ln_out·sqrt(2·num_layers) + attn; the same for the tanh-GELU MLP; final LayerNorm; lm_head tied
+ln_out·sqrt(2·28) + attn (the original builds every GLMBlock with its default num_layers=28, whatever
+the config says); the same for the tanh-GELU MLP; final LayerNorm; lm_head tied
 to the word embeddings (HF default, ChatGLM-6B's config has no tie_word_embeddings).
 
 Prefix-LM inputs: context length = index of <sop> (bos_token_id); every query sees the context
@@ -120,7 +121,7 @@ def forward(w, ids, layers=None):
     pos, block, allowed = positions(ids)
     x = f["transformer.word_embeddings.weight"][torch.tensor(ids)]  # [S, D]
     S = len(ids)
-    alpha = math.sqrt(2 * L)  # the unpruned layer count, also after layers are removed
+    alpha = math.sqrt(2 * 28)  # GLMBlock's default num_layers=28, which ChatGLMModel never overrides
     for l in layers:
         p = f"transformer.layers.{l}."
         nh = f[p + "attention.dense.weight"].shape[1] // HD

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -70,5 +71,31 @@ func TestChatGLMAdapterThroughCLI(t *testing.T) {
 	}
 	if d, scale := diff(adapted, fromMerged); d > 1e-5*scale {
 		t.Errorf("ChatGLM: score --adapter vs the merged model: max diff %g (max |logit| %g; want ≤ 1e-5 relative)", d, scale)
+	}
+}
+
+// TestChatGLMStats: stats --model on a ChatGLM model times generation from a valid ChatGLM prompt
+// ([gMASK] <sop>; a bare BOS is refused by generation) and counts its MACs with ChatGLM's two-matrix
+// MLP, by hand for the tiny fixture (D 64, F 128, 4 heads of 16, 2 layers, V 160) at S = 64.
+func TestChatGLMStats(t *testing.T) {
+	fixture, err := filepath.Abs(filepath.Join("..", "..", "lib", "models", "testdata", "chatglm_tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mustSucceed(t, "stats", "--model", fixture, "--warmup", "0", "--repeats", "1", "--gen-tokens", "4", "--json")
+	var out statsOutput
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	const S, D, F, H, HD, V, L = 64, 64, 128, 4, 16, 160, 2
+	perLayer := int64(S*D*HD*4*H + S*(3*H*HD+D) + // query_key_value, dense and their biases
+		H*(2*S*S*HD+S*S) + 2*S*HD*2*H + // attention, rotary of q and k
+		2*S*D*F + S*(F+D) + S*F + // two MLP matrices and biases, GELU
+		2*2*S*D) // two LayerNorms
+	if want := L*perLayer + 2*S*D + S*D*V; out.MACs != want {
+		t.Errorf("ChatGLM MACs %d, want %d", out.MACs, want)
+	}
+	if out.Generate == nil || out.Generate.Tokens != 4 || out.Generate.TokensPerSec <= 0 {
+		t.Errorf("generation timing %+v", out.Generate)
 	}
 }

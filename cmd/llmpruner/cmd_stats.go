@@ -149,18 +149,16 @@ func (e *env) timeForward(m *models.Model, seqLen, batch, warmup, repeats int) (
 	return latency(lat, batch*seqLen), nil
 }
 
-// timeGenerate times generating n tokens from BOS (EOS ignored, so every run makes n tokens).
+// timeGenerate times generating n tokens from the model's start prompt (BOS; ChatGLM's [gMASK]
+// <sop>), EOS ignored, so every run makes n tokens.
 func (e *env) timeGenerate(m *models.Model, n, warmup, repeats int) (*latencyOutput, error) {
-	if n >= m.Config.MaxPositions {
-		n = m.Config.MaxPositions - 1
-	}
-	bos := m.Config.BOS
-	if bos < 0 {
-		bos = 0
+	prompt := m.StartPrompt()
+	if n > m.Config.MaxPositions-len(prompt) {
+		n = m.Config.MaxPositions - len(prompt)
 	}
 	e.logf("timing generation of %d tokens (%d warm-up + %d runs)", n, warmup, repeats)
 	lat, err := eval.MeasureLatency(func() error {
-		_, err := m.Generate([]int{bos}, models.GenerateOptions{MaxNewTokens: n, IgnoreEOS: true})
+		_, err := m.Generate(prompt, models.GenerateOptions{MaxNewTokens: n, IgnoreEOS: true})
 		return err
 	}, warmup, repeats)
 	if err != nil {

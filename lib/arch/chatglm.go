@@ -47,9 +47,15 @@ const (
 	chatglmLayer     = "transformer.layers.%d."
 )
 
-// KeyChatGLMAlphaLayers is the config.json key llmpruner writes for ChatGLM: the number of layers
-// of the unpruned model, which fixes the residual scale alpha = sqrt(2·N).
+// KeyChatGLMAlphaLayers is the config.json key llmpruner writes for ChatGLM: the N of the DeepNorm
+// residual scale alpha = sqrt(2·N) the weights were trained with. It stays when layers are
+// removed; without it N is chatglmAlphaLayers.
 const KeyChatGLMAlphaLayers = "residual_alpha_num_layers"
+
+// chatglmAlphaLayers is N in ChatGLM-6B's alpha = sqrt(2·N): THUDM's modeling_chatglm.py builds
+// every GLMBlock with its default num_layers=28 (ChatGLMModel never passes config.num_layers), so
+// alpha = sqrt(56) whatever num_layers a config.json states.
+const chatglmAlphaLayers = 28
 
 // ChatGLMLayerTensor names a tensor of layer l, e.g. ChatGLMLayerTensor(3, "attention.dense.weight").
 func ChatGLMLayerTensor(l int, rest string) string { return layerName(chatglmLayer, l, rest) }
@@ -150,7 +156,7 @@ func (chatglm) parseConfig(data []byte, raw map[string]json.RawMessage, source s
 	if err != nil {
 		return nil, err
 	}
-	alpha := L
+	alpha := chatglmAlphaLayers
 	if f.AlphaLayers != nil {
 		alpha = *f.AlphaLayers
 	}
@@ -232,9 +238,10 @@ func ChatGLMTokens(c *config.Config) ChatGLMSpecial {
 	return s
 }
 
-// ChatGLMAlpha is the DeepNorm residual scale sqrt(2·N), N the unpruned model's layer count.
+// ChatGLMAlpha is the DeepNorm residual scale sqrt(2·N): N = KeyChatGLMAlphaLayers when the
+// config has it, else 28 as in the original code (chatglmAlphaLayers).
 func ChatGLMAlpha(c *config.Config) float64 {
-	n := c.NumLayers()
+	n := chatglmAlphaLayers
 	if v, ok := c.Raw[KeyChatGLMAlphaLayers]; ok {
 		var k int
 		if json.Unmarshal(v, &k) == nil && k > 0 {

@@ -104,3 +104,36 @@ func TestChatGLMBadConfigs(t *testing.T) {
 		}
 	}
 }
+
+// The DeepNorm scale follows the original code: sqrt(2·28) whatever num_layers says (GLMBlock's
+// default, which ChatGLMModel never overrides), unless the config carries llmpruner's
+// residual_alpha_num_layers; what llmpruner writes keeps it.
+func TestChatGLMAlphaAsOriginal(t *testing.T) {
+	for js, want := range map[string]float64{
+		`"num_layers":2`:  math.Sqrt(56),
+		`"num_layers":28`: math.Sqrt(56),
+		`"num_layers":40`: math.Sqrt(56),
+		`"num_layers":2,"residual_alpha_num_layers":10`: math.Sqrt(20),
+	} {
+		data := `{"model_type":"chatglm","hidden_size":64,"num_attention_heads":4,"vocab_size":160,` + js +
+			`,"bos_token_id":1,"eos_token_id":2,"mask_token_id":3,"gmask_token_id":4}`
+		c, err := ParseConfig([]byte(data), js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ChatGLMAlpha(c); math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s: alpha %g, want %g", js, got, want)
+		}
+		out, err := MarshalConfig(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseConfig(out, "written")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ChatGLMAlpha(back); math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s: alpha %g after writing, want %g", js, got, want)
+		}
+	}
+}

@@ -17,7 +17,8 @@ package models
 //
 //	h = LayerNorm(x);  x = h·alpha + dense(attention(h));  h = LayerNorm(x);  x = h·alpha + MLP(h)
 //
-// with alpha = sqrt(2·N) (N = the unpruned layer count, config.ChatGLMAlpha) multiplying the
+// with alpha = sqrt(2·N) (N = 28 as in the original code, whatever num_layers says, or the
+// residual_alpha_num_layers llmpruner writes; arch.ChatGLMAlpha) multiplying the
 // *normalized* input, tanh-GELU MLP, and 2D rotary positions: each head's first half rotates with
 // the position ids, its second half with the block position ids (rotate_half, inverse frequencies
 // of a HD/2-wide rotary rounded to float16 as the reference stores them). The reference divides
@@ -59,6 +60,10 @@ func init() {
 		cacheExtra:  []shapes.Shape{shapes.Make(dtypes.Int32, 2)},
 		reader:      chatglmReader,      // chatglm_load.go
 		checkPrompt: checkChatGLMPrompt, // chatglm_load.go
+		startPrompt: func(cfg *config.Config) []int {
+			sp := arch.ChatGLMTokens(cfg)
+			return []int{sp.GMask, sp.BOS} // the model inputs of empty text: [gMASK] <sop>
+		},
 	}
 }
 

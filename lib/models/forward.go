@@ -41,6 +41,8 @@ type layout struct {
 	reader func(cfg *config.Config, r checkpoint.Reader) checkpoint.Reader
 	// checkPrompt, when set, checks a generation prompt.
 	checkPrompt func(cfg *config.Config, prompt []int) error
+	// startPrompt, when set, is the shortest prompt generation accepts (default: BOS).
+	startPrompt func(cfg *config.Config) []int
 	// staged: EmbedStage, LayerStage and HeadStage (stages.go) run the layout.
 	staged bool
 	// branchScores, when set, is the graph of BranchLogProbs (layouts whose positions the caller

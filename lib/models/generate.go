@@ -15,6 +15,15 @@ import (
 	"github.com/pkg/errors"
 )
 
+// StartPrompt is the shortest prompt Generate accepts for the model: the BOS token (id 0 when the
+// config names none), or the family's own start (ChatGLM: [gMASK] <sop>).
+func (m *Model) StartPrompt() []int {
+	if lay, err := layoutOf(m.Config); err == nil && lay.startPrompt != nil {
+		return lay.startPrompt(m.Config)
+	}
+	return []int{max(m.Config.BOS, 0)}
+}
+
 // GenerateOptions configure Generate. The zero value is greedy decoding until EOS or the end of
 // the context.
 type GenerateOptions struct {
