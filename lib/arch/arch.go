@@ -23,6 +23,10 @@ import (
 const (
 	// Llama is LlamaForCausalLM: LLaMA-1/2/3/3.1/3.2, Vicuna, TinyLlama (RMSNorm, RoPE, SwiGLU, GQA).
 	Llama config.Arch = "llama"
+	// Mistral is MistralForCausalLM: the LLaMA layout with sliding-window attention.
+	Mistral config.Arch = "mistral"
+	// Qwen2 is Qwen2ForCausalLM (Qwen2, Qwen2.5): the LLaMA layout with q/k/v biases.
+	Qwen2 config.Arch = "qwen2"
 	// ChatGLM is ChatGLM-6B (v1, THUDM/chatglm-6b).
 	ChatGLM config.Arch = "chatglm"
 )
@@ -148,7 +152,7 @@ type GGUFNames struct {
 }
 
 // families lists the supported families; detection tries them in order.
-var families = []Family{llamaFamily, chatglmFamily}
+var families = []Family{llamaFamily, mistralFamily, qwen2Family, chatglmFamily}
 
 // All returns the supported families.
 func All() []Family { return append([]Family(nil), families...) }

@@ -12,8 +12,16 @@ package arch
 //	model.norm.weight                                  [D]
 //	lm_head.weight                                     [V, D] (absent when tied)
 //
-// plus .bias vectors on the attention projections (attention_bias) and the MLP projections
-// (mlp_bias).
+// plus .bias vectors on the attention projections (attention_bias; Qwen2: q, k and v always, o
+// never) and the MLP projections (mlp_bias).
+//
+// The families with this layout differ only in their config.json:
+//
+//	llama    LlamaForCausalLM   LLaMA-1/2/3/3.1/3.2, Vicuna, TinyLlama (Llama-3.2: tied embeddings,
+//	                            llama3 rope_scaling)
+//	mistral  MistralForCausalLM sliding_window: position i attends to j only when i−j < window
+//	qwen2    Qwen2ForCausalLM   q/k/v biases; use_sliding_window must be false (the shipped configs);
+//	                            sliding_window and max_window_layers then have no effect
 
 import (
 	"encoding/json"
@@ -34,17 +42,28 @@ const (
 // LlamaLayerTensor names a tensor of decoder layer l, e.g. LlamaLayerTensor(3, "self_attn.q_proj.weight").
 func LlamaLayerTensor(l int, rest string) string { return layerName(llamaLayer, l, rest) }
 
-// llama is the LLaMA family.
-type llama struct{}
+// llama is a family with the LLaMA tensor layout.
+type llama struct {
+	name        config.Arch // also config.json's model_type
+	title       string
+	hfArch      string // config.json's architectures entry
+	qkvBias     bool   // q/k/v always have biases, o never (Qwen2)
+	window      bool   // reads sliding_window (Mistral)
+	qwenWindows bool   // has use_sliding_window / max_window_layers (Qwen2)
+}
 
-var llamaFamily Family = llama{}
+var (
+	llamaFamily   Family = llama{name: Llama, title: "LLaMA", hfArch: "LlamaForCausalLM"}
+	mistralFamily Family = llama{name: Mistral, title: "Mistral", hfArch: "MistralForCausalLM", window: true}
+	qwen2Family   Family = llama{name: Qwen2, title: "Qwen2", hfArch: "Qwen2ForCausalLM", qkvBias: true, qwenWindows: true}
+)
 
-func (llama) Name() config.Arch { return Llama }
-func (llama) Title() string     { return "LLaMA" }
-func (llama) Layout() string    { return "llama" }
+func (f llama) Name() config.Arch { return f.name }
+func (f llama) Title() string     { return f.title }
+func (llama) Layout() string      { return "llama" }
 
-func (llama) matches(modelType string, archs []string) bool {
-	return modelType == "llama" || modelType == "" && slices.Contains(archs, "LlamaForCausalLM")
+func (f llama) matches(modelType string, archs []string) bool {
+	return modelType == string(f.name) || modelType == "" && slices.Contains(archs, f.hfArch)
 }
 
 // llamaFields are the config.json fields the LLaMA reader uses.
@@ -66,21 +85,26 @@ type llamaFields struct {
 	HiddenAct             string              `json:"hidden_act"`
 	BOSTokenID            json.RawMessage     `json:"bos_token_id"`
 	EOSTokenID            json.RawMessage     `json:"eos_token_id"`
+	SlidingWindow         *int                `json:"sliding_window"`
+	UseSlidingWindow      bool                `json:"use_sliding_window"`
 	HeadsPerLayer         []int               `json:"num_attention_heads_per_layer"`
 	KVHeadsPerLayer       []int               `json:"num_key_value_heads_per_layer"`
 	InterPerLayer         []int               `json:"intermediate_size_per_layer"`
 }
 
-func (llama) parseConfig(data []byte, raw map[string]json.RawMessage, source string) (*config.Config, error) {
+func (fam llama) parseConfig(data []byte, raw map[string]json.RawMessage, source string) (*config.Config, error) {
 	var f llamaFields
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, errors.Wrapf(err, "%s: invalid config fields", source)
 	}
 	if f.HiddenAct != "" && f.HiddenAct != "silu" {
-		return nil, errors.Errorf("%s: hidden_act %q is not supported (LLaMA uses silu)", source, f.HiddenAct)
+		return nil, errors.Errorf("%s: hidden_act %q is not supported (%s uses silu)", source, f.HiddenAct, fam.title)
+	}
+	if fam.qwenWindows && f.UseSlidingWindow {
+		return nil, errors.Errorf("%s: use_sliding_window true is not supported (the released Qwen2/Qwen2.5 configs have false)", source)
 	}
 	c := &config.Config{
-		Arch:         Llama,
+		Arch:         fam.name,
 		Hidden:       f.HiddenSize,
 		Vocab:        f.VocabSize,
 		MaxPositions: f.MaxPositionEmbeddings,
@@ -92,6 +116,12 @@ func (llama) parseConfig(data []byte, raw map[string]json.RawMessage, source str
 		MLPBias:      f.MLPBias,
 		BOS:          -1,
 		Raw:          raw,
+	}
+	if fam.qkvBias {
+		c.AttnBias, c.QKVBiasOnly = true, true
+	}
+	if fam.window && f.SlidingWindow != nil {
+		c.SlidingWindow = *f.SlidingWindow
 	}
 	if f.RMSNormEps != nil {
 		c.RMSNormEps = *f.RMSNormEps
@@ -130,7 +160,7 @@ func (llama) parseConfig(data []byte, raw map[string]json.RawMessage, source str
 	return c, nil
 }
 
-func (llama) configFields(c *config.Config) map[string]any {
+func (f llama) configFields(c *config.Config) map[string]any {
 	out := map[string]any{
 		"model_type":              string(c.Arch),
 		"hidden_size":             c.Hidden,
@@ -153,7 +183,17 @@ func (llama) configFields(c *config.Config) map[string]any {
 		out["rope_scaling"] = nil
 	}
 	if _, ok := c.Raw["architectures"]; !ok {
-		out["architectures"] = []string{"LlamaForCausalLM"}
+		out["architectures"] = []string{f.hfArch}
+	}
+	if f.qkvBias { // fixed by the family, not a config.json field
+		delete(out, "attention_bias")
+		delete(out, "mlp_bias")
+	}
+	if f.window {
+		out["sliding_window"] = nil
+		if c.SlidingWindow > 0 {
+			out["sliding_window"] = c.SlidingWindow
+		}
 	}
 	if c.BOS >= 0 {
 		out["bos_token_id"] = c.BOS
@@ -168,7 +208,15 @@ func (llama) configFields(c *config.Config) map[string]any {
 	return out
 }
 
-func (llama) validate(*config.Config) error { return nil }
+func (f llama) validate(c *config.Config) error {
+	if c.QKVBiasOnly != f.qkvBias || f.qkvBias && !c.AttnBias {
+		return errors.Errorf("%s: q/k/v biases without an o_proj bias are %s's layout only", f.title, Qwen2)
+	}
+	if c.SlidingWindow > 0 && !f.window {
+		return errors.Errorf("%s has no sliding-window attention", f.title)
+	}
+	return nil
+}
 
 func (llama) Embedding() string   { return LlamaEmbed }
 func (llama) LMHead() string      { return LlamaLMHead }
@@ -183,7 +231,10 @@ func llamaLayerParts(c *config.Config, l int) []Tensor {
 		{"self_attn.v_proj.weight", []int{kv, D}}, {"self_attn.o_proj.weight", []int{D, q}}}
 	if c.AttnBias {
 		t = append(t, Tensor{"self_attn.q_proj.bias", []int{q}}, Tensor{"self_attn.k_proj.bias", []int{kv}},
-			Tensor{"self_attn.v_proj.bias", []int{kv}}, Tensor{"self_attn.o_proj.bias", []int{D}})
+			Tensor{"self_attn.v_proj.bias", []int{kv}})
+	}
+	if c.OBias() {
+		t = append(t, Tensor{"self_attn.o_proj.bias", []int{D}})
 	}
 	t = append(t, Tensor{"post_attention_layernorm.weight", []int{D}},
 		Tensor{"mlp.gate_proj.weight", []int{F, D}}, Tensor{"mlp.up_proj.weight", []int{F, D}}, Tensor{"mlp.down_proj.weight", []int{D, F}})
@@ -199,7 +250,10 @@ func (llama) LayerTensors(c *config.Config, l int) []string {
 		"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
 		"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}
 	if c.AttnBias {
-		names = append(names, "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.bias")
+		names = append(names, "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias")
+	}
+	if c.OBias() {
+		names = append(names, "self_attn.o_proj.bias")
 	}
 	if c.MLPBias {
 		names = append(names, "mlp.gate_proj.bias", "mlp.up_proj.bias", "mlp.down_proj.bias")
@@ -278,7 +332,7 @@ func (llama) HiddenTensors(c *config.Config) Hidden {
 		h.Cols = append(h.Cols, t("self_attn.q_proj.weight"), t("self_attn.k_proj.weight"), t("self_attn.v_proj.weight"),
 			t("mlp.gate_proj.weight"), t("mlp.up_proj.weight"))
 		h.Rows = append(h.Rows, t("self_attn.o_proj.weight"), t("mlp.down_proj.weight"))
-		if c.AttnBias {
+		if c.OBias() {
 			h.Biases = append(h.Biases, t("self_attn.o_proj.bias"))
 		}
 		if c.MLPBias {
@@ -309,7 +363,7 @@ func (llama) MACs(c *config.Config, S int) MACBreakdown {
 	s, D := int64(S), int64(c.Hidden)
 	for l := range c.NumLayers() {
 		layerMACs{S: s, D: D, HD: int64(c.HeadDim), H: int64(c.Heads[l]), KV: int64(c.KVHeads[l]), F: int64(c.Inter[l]),
-			mlpMats: 3, qkvBias: c.AttnBias, oBias: c.AttnBias, mlpBias: c.MLPBias}.add(&b)
+			mlpMats: 3, qkvBias: c.AttnBias, oBias: c.OBias(), mlpBias: c.MLPBias}.add(&b)
 	}
 	b.Norm += 2 * s * D
 	b.LMHead = s * D * int64(c.Vocab)
@@ -339,7 +393,10 @@ func (llama) OutputBiases(c *config.Config, l int) (attn, mlp string) {
 
 // EnableBiases: Hugging Face's attention_bias puts a bias on all of q, k, v and o, mlp_bias on
 // gate, up and down.
-func (llama) EnableBiases(c *config.Config, attn, mlp bool) error {
+func (f llama) EnableBiases(c *config.Config, attn, mlp bool) error {
+	if attn && f.qkvBias {
+		return errors.Errorf("%s's config.json cannot give o_proj a bias", f.title)
+	}
 	c.AttnBias = c.AttnBias || attn
 	c.MLPBias = c.MLPBias || mlp
 	return nil
@@ -356,7 +413,14 @@ var llamaGGUF = GGUFNames{
 	},
 }
 
-func (llama) GGUF() *GGUFNames { return &llamaGGUF }
+func (f llama) GGUF() *GGUFNames {
+	if f.qkvBias {
+		g := llamaGGUF
+		g.Arch, g.PerLayerArch, g.Pre = "qwen2", "", "qwen2"
+		return &g
+	}
+	return &llamaGGUF
+}
 
 func numel(shape []int) int64 {
 	n := int64(1)

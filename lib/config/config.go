@@ -74,9 +74,13 @@ type Config struct {
 	MaxPositions int // max_position_embeddings (context length)
 	TieEmbed     bool
 	AttnBias     bool // q/k/v/o have biases
+	QKVBiasOnly  bool // with AttnBias: only q/k/v have biases, o has none (Qwen2)
 	MLPBias      bool // gate/up/down have biases
-	BOS          int  // -1 if unknown
-	EOS          []int
+	// SlidingWindow > 0 lets position i attend only to positions j with i−j < SlidingWindow
+	// (Mistral); 0 = all previous positions.
+	SlidingWindow int
+	BOS           int // -1 if unknown
+	EOS           []int
 
 	// Raw keeps every field of the source config.json so that writing it back preserves what we
 	// do not model. Resolved fields above override it on write.
@@ -85,6 +89,9 @@ type Config struct {
 
 // NumLayers is the number of decoder layers.
 func (c *Config) NumLayers() int { return len(c.Heads) }
+
+// OBias reports whether the attention output projection has a bias.
+func (c *Config) OBias() bool { return c.AttnBias && !c.QKVBiasOnly }
 
 // ParseIDs reads a token id field of config.json: an integer, a list of integers, or null.
 func ParseIDs(raw json.RawMessage) ([]int, error) {
@@ -179,6 +186,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Hidden <= 0 || c.Vocab <= 0 || c.HeadDim <= 0 {
 		return errors.Errorf("hidden_size %d, vocab_size %d and head_dim %d must be positive", c.Hidden, c.Vocab, c.HeadDim)
+	}
+	if c.SlidingWindow < 0 {
+		return errors.Errorf("sliding window %d must not be negative", c.SlidingWindow)
 	}
 	if c.HeadDim%2 != 0 {
 		return errors.Errorf("head_dim %d must be even for RoPE", c.HeadDim)

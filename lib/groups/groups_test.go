@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
@@ -239,5 +240,47 @@ func TestGroupMembers(t *testing.T) {
 	}
 	if _, err := groups.AttentionHeads(cfg, 1); err == nil {
 		t.Error("layer out of range: no error")
+	}
+}
+
+// TestQwen2RemovalEqualsZeroing: Qwen2's head groups carry their q/k/v bias slices (o_proj has no
+// bias), so removing a head group equals zeroing its members, biases included; the same for MLP
+// channels.
+func TestQwen2RemovalEqualsZeroing(t *testing.T) {
+	cfg := groupstest.Tiny(t)
+	cfg.Arch, cfg.AttnBias, cfg.QKVBiasOnly = arch.Qwen2, true, true
+	m := groupstest.RandomModel(t, cfg, 5, 0.3)
+	if m.Store.GetVariable(models.VarPath("model.layers.0.self_attn.k_proj.bias")) == nil ||
+		m.Store.GetVariable(models.VarPath("model.layers.0.self_attn.o_proj.bias")) != nil {
+		t.Fatal("Qwen2 model without k_proj bias or with an o_proj bias")
+	}
+	tokens := groupstest.Tokens(2, 7, cfg.Vocab, 9)
+	heads0, _ := groups.AttentionHeads(cfg, 0)
+	heads1, _ := groups.AttentionHeads(cfg, 1)
+	mlp1, _ := groups.MLPChannels(cfg, 1)
+	for name, gs := range map[string][]groups.Group{
+		"MHA head 2 of layer 0":          {heads0.Groups[2]},
+		"GQA kv head 1 of layer 1 + MLP": {heads1.Groups[1], mlp1.Groups[3]},
+	} {
+		for _, g := range gs {
+			if g.Kind == groups.Head && len(g.Members) != 7 { // q, k, v, o + q/k/v biases
+				t.Fatalf("%s: %d members", name, len(g.Members))
+			}
+		}
+		zeroed := clone(t, m.Store)
+		zeroMembers(t, zeroed, gs)
+		want := logits(t, zeroed, cfg, tokens)
+		sliced := clone(t, m.Store)
+		next, err := prune.RemoveGroups(sliced, cfg, gs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := logits(t, sliced, next, tokens)
+		if d := maxDiff(got, want); d > 1e-5 {
+			t.Errorf("%s: sliced vs zeroed logits differ by %.3g", name, d)
+		}
+		if d := maxDiff(got, logits(t, m.Store, cfg, tokens)); d < 1e-4 {
+			t.Errorf("%s: removing the group did not change the logits (%.3g): test cannot fail", name, d)
+		}
 	}
 }

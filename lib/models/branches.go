@@ -282,6 +282,7 @@ func llamaBranchScores(scope *model.Scope, cfg *config.Config, hooks *Hooks, tok
 	g := tokens.Graph()
 	m := &llama{cfg: cfg, w: newWeights(scope, g, hooks)}
 	B, L, T := tokens.Shape().Dim(0), tokens.Shape().Dim(1), rows.Shape().Dim(1)
+	allowed = slidingWindow(allowed, positions, positions, cfg.SlidingWindow)
 	x := m.hidden(tokens, positions, allowed, noCache) // [B, L, D]
 	D := x.Shape().Dim(2)
 	// Flat row index b·L + rows[b, t] picks the hidden state of each scored position: [B·T, D].

@@ -207,3 +207,23 @@ func causalMask(g *Graph, S int, mask *Node) *Node {
 	keys := BroadcastToShape(Reshape(mask, B, 1, S), shapes.Make(dtypes.Bool, B, S, S))
 	return LogicalAnd(BroadcastToShape(allowed, keys.Shape()), keys) // [B, S, S]
 }
+
+// slidingWindow restricts allowed [B or 1, S, Sk] to keys less than w positions before their query
+// (Mistral's sliding window: i − j < w); qpos [S] or [B, S] and kpos [Sk] or [B, Sk] (int32) are
+// the query and key positions. w ≤ 0 leaves allowed as it is.
+func slidingWindow(allowed, qpos, kpos *Node, w int) *Node {
+	if w <= 0 {
+		return allowed
+	}
+	g := allowed.Graph()
+	full := shapes.Make(dtypes.Int32, allowed.Shape().Dimensions...)
+	rows := func(p *Node, axis int) *Node { // [S] or [B, S] → broadcast along axis of full
+		if p.Rank() == 1 {
+			p = InsertAxes(p, 0)
+		}
+		return BroadcastToShape(InsertAxes(ConvertDType(p, dtypes.Int32), axis), shapes.Make(dtypes.Int32, p.Shape().Dim(0), full.Dim(1), full.Dim(2)))
+	}
+	dist := Sub(rows(qpos, -1), rows(kpos, 1)) // [1 or B, S, Sk]: i − j
+	near := LessThan(dist, Scalar(g, dtypes.Int32, w))
+	return LogicalAnd(allowed, BroadcastToShape(near, allowed.Shape()))
+}

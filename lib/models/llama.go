@@ -78,7 +78,7 @@ func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node
 	q, k = r.apply(q), r.apply(k)
 	keys, values := kv(l, k, v)              // [B, KV, Sk, HD]
 	attn := attend(q, keys, values, allowed) // [B, S, H·HD]
-	x = Add(x, m.w.proj(attn, p+"self_attn.o_proj", cfg.AttnBias))
+	x = Add(x, m.w.proj(attn, p+"self_attn.o_proj", cfg.OBias()))
 
 	h = rmsNorm(x, m.w.get(p+"post_attention_layernorm.weight"), cfg.RMSNormEps)
 	gate := m.w.proj(h, p+"mlp.gate_proj", cfg.MLPBias) // [B, S, I]
@@ -112,14 +112,17 @@ func llamaLogits(m *llama, tokens, mask *Node) *Node {
 	g := tokens.Graph()
 	S := tokens.Shape().Dim(1)
 	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
-	return m.head(m.hidden(tokens, positions, causalMask(g, S, mask), noCache))
+	allowed := slidingWindow(causalMask(g, S, mask), positions, positions, m.cfg.SlidingWindow)
+	return m.head(m.hidden(tokens, positions, allowed, noCache))
 }
 
 // llamaDecode runs new tokens [1, S] through the layers using the cache and returns the logits
 // [1, V] of new token number last (scalar int32).
 func llamaDecode(m *llama, tokens, last *Node, c *kvCache) *Node {
 	S, maxLen := tokens.Shape().Dim(1), c.keys[0].Shape().Dim(2)
-	x := m.hidden(tokens, c.positions(S), c.allowed(S, maxLen), c.source) // [1, S, D]
-	x = Gather(Reshape(x, S, m.cfg.Hidden), Reshape(last, 1, 1))          // [1, D]
-	return m.head(x)                                                      // [1, V]
+	slots := Iota(tokens.Graph(), shapes.Make(dtypes.Int32, maxLen), 0) // slot j holds position j
+	allowed := slidingWindow(c.allowed(S, maxLen), c.positions(S), slots, m.cfg.SlidingWindow)
+	x := m.hidden(tokens, c.positions(S), allowed, c.source)     // [1, S, D]
+	x = Gather(Reshape(x, S, m.cfg.Hidden), Reshape(last, 1, 1)) // [1, D]
+	return m.head(x)                                             // [1, V]
 }

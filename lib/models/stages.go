@@ -91,7 +91,7 @@ func LayerStage(cfg *config.Config, l int, x *Node, hooks *Hooks) *Node {
 	m := &llama{cfg: cfg, w: stagedWeights(g, hooks)}
 	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
 	r := newRoPE(positions, cfg.InvFrequencies())
-	return m.layer(l, x, r, causalMask(g, S, nil), noCache)
+	return m.layer(l, x, r, slidingWindow(causalMask(g, S, nil), positions, positions, cfg.SlidingWindow), noCache)
 }
 
 // HeadStage applies the final norm and the LM head to x [B, S, D]: logits [B, S, V].

@@ -1,9 +1,10 @@
 package tokenizer
 
-// mergeLookup reports whether piece (the concatenation of two adjacent symbols) may be merged,
-// and with what priority: the highest priority merges first (SentencePiece: the piece score;
-// tiktoken: minus the rank).
-type mergeLookup func(piece string) (priority float64, ok bool)
+// mergeLookup reports whether piece (the concatenation of two adjacent symbols, the left one
+// piece[:split]) may be merged, and with what priority: the highest priority merges first
+// (SentencePiece: the piece score; tiktoken: minus the rank; tokenizer.json: minus the rank of
+// the merge rule of the pair).
+type mergeLookup func(piece string, split int) (priority float64, ok bool)
 
 // bpeSymbol is one live or dead symbol of a BPE merge run: a byte range of the working string,
 // linked to its live neighbours.
@@ -97,7 +98,7 @@ func bpeMerge(s string, bounds []int, frozen []bool, lookup mergeLookup, suggest
 			return
 		}
 		piece := s[syms[left].start:syms[right].end]
-		if p, ok := lookup(piece); ok {
+		if p, ok := lookup(piece, syms[left].end-syms[left].start); ok {
 			if suggested != nil {
 				suggested(s[syms[left].start:syms[left].end], s[syms[right].start:syms[right].end])
 			}

@@ -129,6 +129,15 @@ type configured struct {
 	chatTemplate   string // "" when none
 }
 
+// ChatTemplate returns the chat_template (a Jinja template, not rendered here) of the
+// tokenizer_config.json that Load read for t, "" when none.
+func ChatTemplate(t Tokenizer) string {
+	if c, ok := t.(*configured); ok {
+		return c.chatTemplate
+	}
+	return ""
+}
+
 // applyHFConfig wraps tok when cfg changes anything.
 func applyHFConfig(tok Tokenizer, cfg hfTokenizerConfig) (Tokenizer, error) {
 	if cfg.AddBOS == nil && cfg.AddEOS == nil && cfg.BOS == nil && cfg.EOS == nil && cfg.ChatTemplate == nil {

@@ -153,7 +153,7 @@ func (t *Llama2C) merge(initial []int) []int {
 		bounds[i] = sb.Len()
 	}
 	s := sb.String()
-	ends := bpeMerge(s, bounds, nil, func(piece string) (float64, bool) {
+	ends := bpeMerge(s, bounds, nil, func(piece string, _ int) (float64, bool) {
 		id, ok := t.ids[piece]
 		if !ok || t.scores[id] <= -1e10 { // run.c starts its search at best_score = -1e10
 			return 0, false

@@ -13,16 +13,20 @@ import (
 // are tried in order, each with the regex's greedy-then-backtrack semantics, and the first that
 // matches wins. \s is Unicode White_Space, \p{L} and \p{N} Go's Unicode tables. It calls emit
 // with each piece in order; the pieces concatenate back to text.
-func llama3Pretokenize(text string, emit func(piece string)) {
+func llama3Pretokenize(text string, emit func(piece string)) { byteLevelPretokenize(text, 3, emit) }
+
+// byteLevelPretokenize splits text as llama3Pretokenize does, with \p{N}{1,maxDigits} for the
+// number alternative: 3 is LLaMA-3's pattern, 1 Qwen2's (one digit per pre-token).
+func byteLevelPretokenize(text string, maxDigits int, emit func(piece string)) {
 	for i := 0; i < len(text); {
-		n := llama3Match(text[i:])
+		n := byteLevelMatch(text[i:], maxDigits)
 		emit(text[i : i+n])
 		i += n
 	}
 }
 
-// llama3Match returns the byte length of the pre-token at the start of s (len(s) > 0).
-func llama3Match(s string) int {
+// byteLevelMatch returns the byte length of the pre-token at the start of s (len(s) > 0).
+func byteLevelMatch(s string, maxDigits int) int {
 	c, cn := utf8.DecodeRuneInString(s)
 	// (?i:'s|'t|'re|'ve|'m|'ll|'d)
 	if c == '\'' {
@@ -39,10 +43,10 @@ func llama3Match(s string) int {
 			return cn + n
 		}
 	}
-	// \p{N}{1,3}
+	// \p{N}{1,maxDigits}
 	if unicode.IsNumber(c) {
 		n := cn
-		for k := 1; k < 3 && n < len(s); k++ {
+		for k := 1; k < maxDigits && n < len(s); k++ {
 			r, rn := utf8.DecodeRuneInString(s[n:])
 			if !unicode.IsNumber(r) {
 				break

@@ -18,11 +18,12 @@ var tokenizerFiles = []string{
 	"tokenizer.bin",            // llama2.c
 	"tok512.bin",               // llama2.c (stories260K)
 	"ice_text.model",           // ChatGLM-6B
+	"tokenizer.json",           // Hugging Face byte-level BPE (Qwen2/2.5, Llama-3.x)
 }
 
 // Load opens the tokenizer at path: a tokenizer file (its format detected from its content), or a
 // directory holding tokenizer.model (SentencePiece or tiktoken), original/tokenizer.model,
-// tokenizer.bin, tok512.bin or ice_text.model, tried in that order. A tokenizer_config.json and
+// tokenizer.bin, tok512.bin, ice_text.model or tokenizer.json (byte-level BPE), tried in that order. A tokenizer_config.json and
 // special_tokens_map.json in that directory (or beside the file) are read when present: add_bos_token,
 // add_eos_token, bos_token and eos_token override the tokenizer's own (special_tokens_map.json
 // wins, as in HF). It returns the tokenizer and the files it used.
@@ -43,11 +44,7 @@ func Load(path string) (Tokenizer, []string, error) {
 			}
 		}
 		if file == "" {
-			hint := ""
-			if _, err := os.Stat(filepath.Join(path, "tokenizer.json")); err == nil {
-				hint = " (it has a tokenizer.json, which is not supported: add the tokenizer.model it was made from)"
-			}
-			return nil, nil, errors.Errorf("no tokenizer in directory %s: looked for %s%s", path, strings.Join(tokenizerFiles, ", "), hint)
+			return nil, nil, errors.Errorf("no tokenizer in directory %s: looked for %s", path, strings.Join(tokenizerFiles, ", "))
 		}
 	}
 	tok, err := loadFile(file)
@@ -82,6 +79,14 @@ func loadFile(path string) (Tokenizer, error) {
 	}
 	if len(b) == 0 {
 		return nil, errors.Errorf("tokenizer file %s is empty", path)
+	}
+	if looksLikeJSON(b) {
+		t, err := parseHFBPE(b)
+		if err != nil {
+			return nil, errors.Wrapf(err, "tokenizer.json %s", path)
+		}
+		t.path = path
+		return t, nil
 	}
 	if looksLikeTiktoken(b) {
 		t, err := parseTiktoken(b)

@@ -215,7 +215,7 @@ func (sp *SentencePiece) bpe(norm string) []spToken {
 			}
 		}
 	}
-	ends := bpeMerge(norm, bounds, frozen, func(piece string) (float64, bool) {
+	ends := bpeMerge(norm, bounds, frozen, func(piece string, _ int) (float64, bool) {
 		id, ok := sp.pieces[piece]
 		if !ok {
 			return 0, false

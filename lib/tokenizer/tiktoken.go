@@ -130,7 +130,7 @@ func (t *Tiktoken) appendPieceIDs(ids []int, piece string) []int {
 	for i := range bounds {
 		bounds[i] = i + 1
 	}
-	ends := bpeMerge(piece, bounds, nil, func(p string) (float64, bool) {
+	ends := bpeMerge(piece, bounds, nil, func(p string, _ int) (float64, bool) {
 		r, ok := t.ranks[p]
 		return -float64(r), ok
 	}, nil)

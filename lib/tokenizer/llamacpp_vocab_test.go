@@ -1,0 +1,164 @@
+package tokenizer
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/llmpruner/llmpruner/internal/ggufvocab"
+	"github.com/llmpruner/llmpruner/lib/internal/testdata"
+)
+
+// llama.cpp's tokenizer test set (tokenizers/llamacpp-vocab in LLMPRUNER_DATA): vocab-only GGUF
+// files and, for each test string of *.gguf.inp, the ids Hugging Face's own tokenizer gives
+// (*.gguf.out, no BOS).
+
+// vocabCases reads the test strings and Hugging Face's ids of one vocabulary.
+func vocabCases(t *testing.T, name string) (texts []string, ids [][]int) {
+	t.Helper()
+	dir := testdata.Path(t, "tokenizers/llamacpp-vocab")
+	inp, err := os.ReadFile(filepath.Join(dir, "ggml-vocab-"+name+".gguf.inp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "ggml-vocab-"+name+".gguf.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts = strings.Split(strings.TrimSuffix(string(inp), "\n__ggml_vocab_test__\n"), "\n__ggml_vocab_test__\n")
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != len(texts) {
+		t.Fatalf("%s: %d test strings, %d id lines", name, len(texts), len(lines))
+	}
+	for _, l := range lines {
+		var row []int
+		for _, f := range strings.Fields(l) {
+			id, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			row = append(row, id)
+		}
+		ids = append(ids, row)
+	}
+	return texts, ids
+}
+
+func readVocab(t *testing.T, name string) *ggufvocab.Vocab {
+	t.Helper()
+	v, err := ggufvocab.Read(filepath.Join(testdata.Path(t, "tokenizers/llamacpp-vocab"), "ggml-vocab-"+name+".gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// checkCases encodes every test string with tok and compares with Hugging Face's ids.
+func checkCases(t *testing.T, label string, tok Tokenizer, texts []string, want [][]int) {
+	t.Helper()
+	bad := 0
+	for i, text := range texts {
+		got, err := tok.Encode(text)
+		if err != nil {
+			t.Fatalf("%s: %q: %v", label, text, err)
+		}
+		if !equalInts(got, want[i]) {
+			bad++
+			t.Errorf("%s: %q\n got %v\nwant %v", label, text, got, want[i])
+		}
+	}
+	t.Logf("%s: %d of %d test strings give Hugging Face's ids", label, len(texts)-bad, len(texts))
+}
+
+// TestTokenizerJSONMatchesHF: tokenizer.json files rebuilt from the Qwen2 and LLaMA-3 vocabularies
+// (internal/ggufvocab, as scripts/tokenizer_json_from_gguf.go writes them) load through Load and
+// encode every test string to Hugging Face's ids; decoding gives the text back (NFC-normalized for
+// Qwen2). Qwen2 has no BOS; LLaMA-3's post-processor gives <|begin_of_text|>.
+func TestTokenizerJSONMatchesHF(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		bos  int
+		eos  string
+	}{{"qwen2", -1, "<|endoftext|>"}, {"llama-bpe", 128000, "<|end_of_text|>"}} {
+		v := readVocab(t, c.name)
+		tj, err := v.TokenizerJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := v.TokenizerConfigJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), tc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tok, files, err := Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %+v", c.name, err)
+		}
+		if _, ok := Underlying(tok).(*HFBPE); !ok || !strings.HasSuffix(files[0], "tokenizer.json") {
+			t.Fatalf("%s: loaded %T from %v", c.name, Underlying(tok), files)
+		}
+		texts, want := vocabCases(t, c.name)
+		checkCases(t, c.name+" tokenizer.json", tok, texts, want)
+		for i, text := range texts {
+			if got := tok.Decode(want[i]); got != text && c.name != "qwen2" {
+				t.Errorf("%s: decode %v = %q, want %q", c.name, want[i], got, text)
+			}
+		}
+		eos := -1
+		if pl, ok := tok.(PieceLookup); ok {
+			eos, _ = pl.PieceID(c.eos)
+		}
+		if tok.BOS() != c.bos || tok.EOS() != eos || eos < 0 {
+			t.Errorf("%s: BOS %d EOS %d, want %d and %s (%d)", c.name, tok.BOS(), tok.EOS(), c.bos, c.eos, eos)
+		}
+		in, err := EncodeWithBOS(tok, "Hello")
+		if err != nil || (c.bos >= 0) != (len(in) > 0 && in[0] == c.bos) {
+			t.Errorf("%s: model inputs %v (%v)", c.name, in, err)
+		}
+		if c.name == "qwen2" {
+			// Added tokens are matched in the text; the chat template is kept.
+			ids, err := tok.Encode("<|im_start|>user\nhi<|im_end|>")
+			im, _ := tok.(PieceLookup).PieceID("<|im_start|>")
+			if err != nil || len(ids) < 3 || ids[0] != im || tok.Decode(ids) != "user\nhi" {
+				t.Errorf("special tokens: %v %q (%v)", ids, tok.Decode(ids), err)
+			}
+			if !strings.Contains(ChatTemplate(tok), "im_start") {
+				t.Errorf("chat template %q", ChatTemplate(tok))
+			}
+		}
+	}
+}
+
+// TestExistingTokenizersMatchHF: the LLaMA-3 tiktoken tokenizer and the LLaMA-2 SentencePiece
+// tokenizer, built from the same GGUF vocabularies, give Hugging Face's ids for the test set.
+func TestExistingTokenizersMatchHF(t *testing.T) {
+	for _, name := range []string{"llama-bpe", "llama-spm"} {
+		v := readVocab(t, name)
+		gv := &GGUFVocab{Model: v.Model, Pre: v.Pre, Tokens: v.Tokens, Types: v.Types, Scores: v.Scores, Merges: v.Merges,
+			BOS: v.BOS, EOS: v.EOS, UNK: v.UNK, PAD: -1, AddBOS: v.BOS >= 0, AddSpacePrefix: v.AddSpacePrefix}
+		tok, err := FromGGUFVocab(gv)
+		if err != nil {
+			t.Fatalf("%s: %+v", name, err)
+		}
+		texts, want := vocabCases(t, name)
+		checkCases(t, name+" "+strings.TrimPrefix(strings.TrimPrefix(typeName(Underlying(tok)), "*tokenizer."), ""), tok, texts, want)
+	}
+}
+
+func typeName(t Tokenizer) string {
+	switch t.(type) {
+	case *Tiktoken:
+		return "tiktoken"
+	case *SentencePiece:
+		return "SentencePiece"
+	}
+	return "?"
+}
