@@ -166,7 +166,7 @@ func runFinetune(e *env, args []string) error {
 		e.logf("note: --warmup-steps %d ≥ the run's %d steps: the learning rate never reaches --lr %g", f.warmup, total, f.lr)
 	}
 	for i, set := range evalSets {
-		ids, err := tokenizer.EncodeWithBOS(tok, evalTexts[i])
+		ids, err := tokenizer.ModelInputs(tok, evalTexts[i])
 		if err != nil {
 			return errors.WithMessagef(err, "--eval-data %s", set.Name)
 		}

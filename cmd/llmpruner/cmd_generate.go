@@ -129,7 +129,7 @@ func promptTokens(m *models.Model, prompt string, ids intsFlag) ([]int, error) {
 		}
 		return []int{tok.BOS()}, nil
 	}
-	p, err := tokenizer.EncodeWithBOS(tok, prompt)
+	p, err := tokenizer.ModelInputs(tok, prompt)
 	return p, errors.WithMessage(err, "encoding --prompt")
 }
 

@@ -89,7 +89,7 @@ func scoreSequences(m *models.Model, items []scoreItem, path string) ([][]int, e
 			if err != nil {
 				return nil, errors.WithMessagef(err, "%s:%d has \"text\"", path, it.line)
 			}
-			if seq, err = tokenizer.EncodeWithBOS(tok, it.text); err != nil {
+			if seq, err = tokenizer.ModelInputs(tok, it.text); err != nil {
 				return nil, errors.WithMessagef(err, "%s:%d: encoding \"text\"", path, it.line)
 			}
 		}

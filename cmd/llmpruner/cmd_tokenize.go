@@ -55,7 +55,7 @@ func runTokenize(e *env, args []string) error {
 	if *noBOS {
 		ids, err = tok.Encode(*text)
 	} else {
-		ids, err = tokenizer.EncodeWithBOS(tok, *text)
+		ids, err = tokenizer.ModelInputs(tok, *text)
 	}
 	if err != nil {
 		return errors.WithMessage(err, "encoding --text")

@@ -52,7 +52,7 @@ func TokenizeAlpaca(tok tokenizer.Tokenizer, rec AlpacaRecord, cutoff int, train
 // tokenizeTruncated is HF's `tokenizer(text, truncation=True, max_length=cutoff)` for a LLaMA
 // tokenizer (BOS + ids, cut to cutoff tokens) followed, when addEOS, by post_training.py's EOS rule.
 func tokenizeTruncated(tok tokenizer.Tokenizer, text string, cutoff int, addEOS bool) ([]int, error) {
-	ids, err := tokenizer.EncodeWithBOS(tok, text)
+	ids, err := tokenizer.ModelInputs(tok, text)
 	if err != nil {
 		return nil, errors.Wrap(err, "tokenizing Alpaca prompt")
 	}

@@ -66,7 +66,7 @@ func CalibrationSamples(tok tokenizer.Tokenizer, text string, n, seqLen int, see
 	for k := range order {
 		j := k + rng.IntN(len(order)-k)
 		order[k], order[j] = order[j], order[k]
-		ids, err := tokenizer.EncodeWithBOS(tok, docs[order[k]])
+		ids, err := tokenizer.ModelInputs(tok, docs[order[k]])
 		if err != nil {
 			return nil, errors.Wrapf(err, "calibration: tokenizing document %d", order[k])
 		}

@@ -84,7 +84,7 @@ func TestEvalTextsLlama2Tokens(t *testing.T) {
 		if len(text) != want.Bytes {
 			t.Errorf("%s: %d bytes, golden %d", name, len(text), want.Bytes)
 		}
-		ids, err := tokenizer.EncodeWithBOS(tok, text)
+		ids, err := tokenizer.ModelInputs(tok, text)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func TextWindows(tok tokenizer.Tokenizer, text string, cutoff int) ([][]int, err
 	if text == "" {
 		return nil, errors.New("text is empty")
 	}
-	ids, err := tokenizer.EncodeWithBOS(tok, text)
+	ids, err := tokenizer.ModelInputs(tok, text)
 	if err != nil {
 		return nil, errors.Wrap(err, "tokenizing text")
 	}

@@ -65,7 +65,7 @@ func Perplexity(scorer Scorer, tok tokenizer.Tokenizer, text string, opts PPLOpt
 	if text == "" {
 		return PPLResult{}, errors.New("perplexity: the text is empty")
 	}
-	ids, err := tokenizer.EncodeWithBOS(tok, text)
+	ids, err := tokenizer.ModelInputs(tok, text)
 	if err != nil {
 		return PPLResult{}, errors.Wrap(err, "perplexity: tokenizing the text")
 	}
@@ -73,7 +73,7 @@ func Perplexity(scorer Scorer, tok tokenizer.Tokenizer, text string, opts PPLOpt
 }
 
 // PerplexityOfIDs is Perplexity on an already tokenized stream (ids should start with BOS, as
-// tokenizer.EncodeWithBOS gives): for evaluating the same text repeatedly, e.g. during training.
+// tokenizer.ModelInputs gives): for evaluating the same text repeatedly, e.g. during training.
 func PerplexityOfIDs(scorer Scorer, ids []int, opts PPLOptions) (PPLResult, error) {
 	seqLen, batch, err := opts.resolve()
 	if err != nil {

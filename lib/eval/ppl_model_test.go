@@ -62,7 +62,7 @@ func TestStories260KParagraphNLLMatchesReference(t *testing.T) {
 	paragraphs := data.SplitDocuments(text)[:200]
 	seqs := make([][]int, len(paragraphs))
 	for i, p := range paragraphs {
-		if seqs[i], err = tokenizer.EncodeWithBOS(m.Tokenizer, p); err != nil {
+		if seqs[i], err = tokenizer.ModelInputs(m.Tokenizer, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,7 +114,7 @@ func TestStories260KPerplexityTinyStories(t *testing.T) {
 		t.Errorf("PPL %v != exp(NLL %v)", res.PPL, res.NLL)
 	}
 
-	ids, err := tokenizer.EncodeWithBOS(m.Tokenizer, text)
+	ids, err := tokenizer.ModelInputs(m.Tokenizer, text)
 	if err != nil {
 		t.Fatal(err)
 	}

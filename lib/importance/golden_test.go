@@ -1,8 +1,8 @@
 package importance
 
 import (
-	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/groups"
@@ -62,7 +62,7 @@ func TestGoldenScores(t *testing.T) {
 			}
 			worst := 0.0
 			for i, f := range fams {
-				gl := c.Layers[itoa(f.Layer)]
+				gl := c.Layers[strconv.Itoa(f.Layer)]
 				want := gl.Attention.HeadImportance
 				if f.Kind == groups.MLPChannel {
 					want = gl.MLP.ChannelImportance
@@ -82,5 +82,3 @@ func TestGoldenScores(t *testing.T) {
 		})
 	}
 }
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }

@@ -47,7 +47,7 @@ func TestAlpacaFinetune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := tokenizer.EncodeWithBOS(m.Tokenizer, story[:3000])
+	ids, err := tokenizer.ModelInputs(m.Tokenizer, story[:3000])
 	if err != nil {
 		t.Fatal(err)
 	}

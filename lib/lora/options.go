@@ -43,7 +43,7 @@ type TrainOptions struct {
 	Progress func(Progress)
 }
 
-// EvalSet is a named token stream (starting with BOS, as tokenizer.EncodeWithBOS gives) whose
+// EvalSet is a named token stream (starting with BOS, as tokenizer.ModelInputs gives) whose
 // perplexity is measured during training with eval.PerplexityOfIDs.
 type EvalSet struct {
 	Name string

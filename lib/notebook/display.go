@@ -13,15 +13,6 @@ import (
 // InNotebook reports whether the program runs inside a GoNB cell (rich output available).
 func InNotebook() bool { return gonbui.IsNotebook }
 
-// ShowMarkdown displays md as Markdown in a notebook, or prints it elsewhere.
-func ShowMarkdown(md string) {
-	if InNotebook() {
-		gonbui.DisplayMarkdown(md)
-		return
-	}
-	fmt.Println(md)
-}
-
 // ShowTable displays a Markdown table (ResultTable, eval.StatsMarkdown) as an HTML table in a
 // notebook — and also prints the Markdown so that the plain-text output of the cell carries it —
 // or just prints it elsewhere.

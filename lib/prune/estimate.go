@@ -2,6 +2,7 @@ package prune
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
@@ -111,8 +112,8 @@ func headCounter(cfg *config.Config, l, roundTo int) counter {
 	return counter{initUnits: cfg.KVHeads[l], unit: cfg.HeadDim, roundUnit: roundUnitFor(roundTo, nRep*cfg.HeadDim)}
 }
 
-func headFamilyName(l int) string { return "layer " + itoa(l) + " attention heads" }
-func mlpFamilyName(l int) string  { return "layer " + itoa(l) + " MLP channels" }
+func headFamilyName(l int) string { return "layer " + strconv.Itoa(l) + " attention heads" }
+func mlpFamilyName(l int) string  { return "layer " + strconv.Itoa(l) + " MLP channels" }
 
 // MACs counts the multiply-accumulates of one forward pass over S tokens: the architecture's count
 // (arch.MACs), which follows the original's test_speedup.py (ptflops plus its attention and norm

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -112,8 +113,8 @@ func TestReconstructRecoversLosslessRemoval(t *testing.T) {
 					}
 				}
 			}
-			zeroColumns(t, m, "model.layers."+itoa(l)+".self_attn.o_proj.weight", cols)
-			zeroColumns(t, m, "model.layers."+itoa(l)+".mlp.down_proj.weight", complement(cfg.Inter[l], lp.MLPChannelsKept))
+			zeroColumns(t, m, "model.layers."+strconv.Itoa(l)+".self_attn.o_proj.weight", cols)
+			zeroColumns(t, m, "model.layers."+strconv.Itoa(l)+".mlp.down_proj.weight", complement(cfg.Inter[l], lp.MLPChannelsKept))
 		}
 	}
 	want, got := mk(), mk()
@@ -129,7 +130,7 @@ func TestReconstructRecoversLosslessRemoval(t *testing.T) {
 	worst := 0.0
 	for _, lp := range plan.Layers {
 		for _, n := range []string{"self_attn.o_proj.weight", "mlp.down_proj.weight"} {
-			name := "model.layers." + itoa(lp.Layer) + "." + n
+			name := "model.layers." + strconv.Itoa(lp.Layer) + "." + n
 			a := tensors.MustCopyFlatData[float32](want.Store.GetVariable(models.VarPath(name)).MustValue())
 			b := tensors.MustCopyFlatData[float32](got.Store.GetVariable(models.VarPath(name)).MustValue())
 			for i := range a {

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -141,13 +142,13 @@ func TestSelectThenApply(t *testing.T) {
 		t.Fatalf("biases not enabled: %+v", a.Config)
 	}
 	for _, lp := range plan.Layers {
-		got := tensors.MustCopyFlatData[float32](a.Store.GetVariable(models.VarPath("model.layers." + itoa(lp.Layer) + ".self_attn.o_proj.bias")).MustValue())
+		got := tensors.MustCopyFlatData[float32](a.Store.GetVariable(models.VarPath("model.layers." + strconv.Itoa(lp.Layer) + ".self_attn.o_proj.bias")).MustValue())
 		for i, w := range lp.OProjBias {
 			if float64(got[i]) != float64(float32(w)) {
 				t.Fatalf("layer %d o_proj bias[%d] = %g, plan %g", lp.Layer, i, got[i], w)
 			}
 		}
-		q := tensors.MustCopyFlatData[float32](a.Store.GetVariable(models.VarPath("model.layers." + itoa(lp.Layer) + ".self_attn.q_proj.bias")).MustValue())
+		q := tensors.MustCopyFlatData[float32](a.Store.GetVariable(models.VarPath("model.layers." + strconv.Itoa(lp.Layer) + ".self_attn.q_proj.bias")).MustValue())
 		if slices.ContainsFunc(q, func(x float32) bool { return x != 0 }) || len(q) != a.Config.Heads[lp.Layer]*cfg.HeadDim {
 			t.Errorf("layer %d q_proj bias %v, want %d zeros", lp.Layer, q, a.Config.Heads[lp.Layer]*cfg.HeadDim)
 		}

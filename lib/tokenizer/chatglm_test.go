@@ -47,9 +47,9 @@ func TestChatGLMReference(t *testing.T) {
 				t.Errorf("Piece(%d) = %q, want %q", id, tok.Piece(id), c.Pieces[i])
 			}
 		}
-		inputs, err := EncodeWithBOS(tok, c.Input)
+		inputs, err := ModelInputs(tok, c.Input)
 		if err != nil || !equalInts(inputs, c.InputIDs) {
-			t.Errorf("EncodeWithBOS(%q) = %v, %v; want %v", c.Input, inputs, err, c.InputIDs)
+			t.Errorf("ModelInputs(%q) = %v, %v; want %v", c.Input, inputs, err, c.InputIDs)
 		}
 		if got := tok.Decode(c.InputIDs); got != c.Decoded {
 			t.Errorf("Decode(%v) = %q, want %q", c.InputIDs, got, c.Decoded)
@@ -67,10 +67,10 @@ func TestChatGLMImageTokenOffset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := EncodeWithBOS(tok, "Hello, world!")
+	ids, err := ModelInputs(tok, "Hello, world!")
 	// ▁Hello , ▁world ! with the released (offset 0) ids 19316 6 398 35 (from chatglm_reference.json).
 	if want := []int{39316, 20006, 20398, 20035, 150001, 150004}; err != nil || !equalInts(ids, want) {
-		t.Errorf("EncodeWithBOS = %v, %v; want %v", ids, err, want)
+		t.Errorf("ModelInputs = %v, %v; want %v", ids, err, want)
 	}
 	if tok.Piece(5) != "<image_5>" || tok.VocabSize() != 150344 || tok.Decode(append([]int{7}, ids...)) != "Hello, world!" {
 		t.Errorf("Piece(5) %q VocabSize %d Decode %q", tok.Piece(5), tok.VocabSize(), tok.Decode(ids))

@@ -31,7 +31,7 @@ var fuzzTexts = []string{
 func exercise(t *testing.T, tok Tokenizer) {
 	vocab := tok.VocabSize()
 	for _, text := range fuzzTexts {
-		ids, err := EncodeWithBOS(tok, text)
+		ids, err := ModelInputs(tok, text)
 		if err != nil {
 			continue // e.g. a vocabulary without the pieces the text needs
 		}

@@ -119,7 +119,7 @@ func TestTokenizerJSONMatchesHF(t *testing.T) {
 		if tok.BOS() != c.bos || tok.EOS() != eos || eos < 0 {
 			t.Errorf("%s: BOS %d EOS %d, want %d and %s (%d)", c.name, tok.BOS(), tok.EOS(), c.bos, c.eos, eos)
 		}
-		in, err := EncodeWithBOS(tok, "Hello")
+		in, err := ModelInputs(tok, "Hello")
 		if err != nil || (c.bos >= 0) != (len(in) > 0 && in[0] == c.bos) {
 			t.Errorf("%s: model inputs %v (%v)", c.name, in, err)
 		}

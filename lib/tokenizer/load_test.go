@@ -72,9 +72,9 @@ func TestLoadHFConfigOverrides(t *testing.T) {
 	if len(files) != 2 {
 		t.Errorf("files = %v, want tokenizer.model and tokenizer_config.json", files)
 	}
-	ids, err := EncodeWithBOS(tok, "Hello, world!")
+	ids, err := ModelInputs(tok, "Hello, world!")
 	if want := []int{15043, 29892, 3186, 29991, 2}; err != nil || !equalInts(ids, want) {
-		t.Errorf("EncodeWithBOS = %v, %v; want %v", ids, err, want)
+		t.Errorf("ModelInputs = %v, %v; want %v", ids, err, want)
 	}
 
 	// An instruct-style LLaMA-3 HF directory: Meta's file under original/, eos <|eot_id|> in
@@ -96,9 +96,9 @@ func TestLoadHFConfigOverrides(t *testing.T) {
 	if tok.BOS() != 128000 || tok.EOS() != 128009 {
 		t.Errorf("BOS %d EOS %d, want 128000 128009", tok.BOS(), tok.EOS())
 	}
-	ids, err = EncodeWithBOS(tok, "Hello, world!")
+	ids, err = ModelInputs(tok, "Hello, world!")
 	if want := []int{128000, 9906, 11, 1917, 0}; err != nil || !equalInts(ids, want) {
-		t.Errorf("EncodeWithBOS = %v, %v; want %v", ids, err, want)
+		t.Errorf("ModelInputs = %v, %v; want %v", ids, err, want)
 	}
 }
 

@@ -25,9 +25,9 @@ func TestSentencePieceLlama2Golden(t *testing.T) {
 		if !equalInts(ids, c.IDsNoBOS) {
 			t.Errorf("Encode(%q) = %v, want %v", c.Input, ids, c.IDsNoBOS)
 		}
-		withBOS, err := EncodeWithBOS(sp, c.Input)
+		withBOS, err := ModelInputs(sp, c.Input)
 		if err != nil || !equalInts(withBOS, c.IDsWithBOS) {
-			t.Errorf("EncodeWithBOS(%q) = %v, %v; want %v", c.Input, withBOS, err, c.IDsWithBOS)
+			t.Errorf("ModelInputs(%q) = %v, %v; want %v", c.Input, withBOS, err, c.IDsWithBOS)
 		}
 		for i, id := range c.IDsNoBOS {
 			if i < len(c.Pieces) && sp.Piece(id) != c.Pieces[i] {

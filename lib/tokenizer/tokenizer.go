@@ -23,7 +23,7 @@ type Tokenizer interface {
 
 // InputEncoder is implemented by tokenizers whose model inputs are not simply BOS followed by
 // Encode(text): ChatGLM appends [gMASK] and <sop>; a tokenizer_config.json may turn BOS off
-// (add_bos_token) or EOS on (add_eos_token). EncodeWithBOS uses it when present.
+// (add_bos_token) or EOS on (add_eos_token). ModelInputs uses it when present.
 type InputEncoder interface {
 	// EncodeInputs returns the ids the model takes for text, special tokens included.
 	EncodeInputs(text string) ([]int, error)
@@ -35,9 +35,11 @@ type PieceLookup interface {
 	PieceID(piece string) (int, bool)
 }
 
-// EncodeWithBOS returns the model inputs for text: the tokenizer's EncodeInputs when it has one,
-// else Encode with the BOS id prepended (HF LlamaTokenizer's add_special_tokens=True).
-func EncodeWithBOS(t Tokenizer, text string) ([]int, error) {
+// ModelInputs returns the ids a model takes for text (HF's add_special_tokens=True): the
+// tokenizer's EncodeInputs when it has one (ChatGLM's [gMASK] <sop>; a tokenizer_config.json
+// that turns BOS off or EOS on), else Encode with the BOS id prepended when the tokenizer has one
+// (Qwen2 has none).
+func ModelInputs(t Tokenizer, text string) ([]int, error) {
 	if ie, ok := t.(InputEncoder); ok {
 		return ie.EncodeInputs(text)
 	}
