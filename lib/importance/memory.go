@@ -59,9 +59,9 @@ func InMemoryBytes(cfg *config.Config, j MemoryJob) int64 {
 }
 
 // StreamBytes estimates the peak memory of the streamed computation (StreamScores): the largest
-// layer's working set (its weights as stored and as float32, their gradients and salience
+// half layer's working set (its weights as stored and as float32, their gradients and salience
 // temporaries, the second-order accumulators), or the head's (lm_head, logits), or with hidden
-// channels the embedding's, plus every layer's boundary activations [N, T, D].
+// channels the embedding's, plus every half layer's boundary activations [N, T, D].
 func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 	f32 := func(n int64) int64 { return 4 * n }
 	var peak int64
@@ -76,13 +76,21 @@ func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 		}
 		return peak + runtimeBytes
 	}
-	perLayer := int64(4)
+	perLayer := int64(4) // float32 weights, gradients, salience temporaries, backward buffers
+	if j.storedSize() != 4 {
+		perLayer++ // the float32 copy of half-precision weights
+	}
 	if j.second() {
 		perLayer += 2
 	}
-	for l := range cfg.NumLayers() {
-		p := arch.LayerParams(cfg, l)
-		peak = max(peak, p*j.storedSize()+perLayer*f32(p))
+	for l := range cfg.NumLayers() { // one half layer (attention or MLP) at a time
+		for _, mlp := range []bool{false, true} {
+			var p int64
+			for _, s := range models.HalfLayerTensors(cfg, l, mlp) {
+				p += numel(s.Shape)
+			}
+			peak = max(peak, p*j.storedSize()+perLayer*f32(p))
+		}
 	}
 	vd := int64(cfg.Vocab) * int64(cfg.Hidden)
 	tokens := int64(j.Samples) * int64(j.SeqLen)
@@ -91,7 +99,7 @@ func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 		head += 3 * f32(vd) // gradients of lm_head / embedding kept to the end
 	}
 	peak = max(peak, head)
-	boundary := int64(cfg.NumLayers()+2) * f32(tokens*int64(cfg.Hidden))
+	boundary := int64(2*cfg.NumLayers()+2) * f32(tokens*int64(cfg.Hidden))
 	return peak + boundary + activationBytes(cfg, j, 1) + runtimeBytes
 }
 

@@ -1,8 +1,11 @@
 package importance
 
 // Layer-streamed Taylor importance: the scores of TaylorEstimator for a model that is never loaded
-// whole. Memory is one decoder layer (its weights, their gradients and the layer's activations)
-// plus the boundary activations x_l [N, T, D] of every layer, whatever the depth.
+// whole. Memory is one half of a decoder layer (its weights, their gradients and its activations)
+// plus the boundary activations x_l [N, T, D], whatever the depth. Below, "layer" is a half layer:
+// the attention block (input_layernorm, q/k/v/o) or the MLP block (post_attention_layernorm,
+// gate/up/down) of a decoder layer (models.HalfLayerStage); streaming halves instead of whole
+// layers cuts the peak working set to the MLP block's (2/3 of a LLaMA layer).
 //
 //	forward:  x_0 = embed(tokens); x_{l+1} = layer_l(x_l), keeping every x_l  (layer l read, used, dropped)
 //	head:     loss = LMLoss(head(x_L)); dy = ∂loss/∂x_L
@@ -90,7 +93,7 @@ type streamer struct {
 	first  bool // the batched weight gradient g is needed
 	alloc  checkpoint.Allocator
 
-	layerAxes [][]groups.TensorAxis // needed axes of each layer
+	layerAxes [][]groups.TensorAxis // needed axes of each unit (half layer, see unitOf)
 	outerAxes []groups.TensorAxis   // needed axes of embedding / final norm / lm_head
 
 	execs map[string]*Exec
@@ -101,7 +104,7 @@ func newStreamer(src *StreamSource, mode TaylorMode, calib [][]int, axes []group
 	cfg := src.Config
 	s := &streamer{src: src, cfg: cfg, mode: mode, calib: calib, N: len(calib), T: len(calib[0]),
 		second: mode == ParamSecond || mode == ParamMix, first: mode != ParamSecond,
-		layerAxes: make([][]groups.TensorAxis, cfg.NumLayers()), execs: map[string]*Exec{}, sal: Salience{}}
+		layerAxes: make([][]groups.TensorAxis, 2*cfg.NumLayers()), execs: map[string]*Exec{}, sal: Salience{}}
 	if src.Backend.HasSharedBuffers() {
 		s.alloc = func(shape shapes.Shape) (*tensors.Tensor, error) {
 			return tensors.FromShapeForBackend(src.Backend, 0, shape)
@@ -109,7 +112,11 @@ func newStreamer(src *StreamSource, mode TaylorMode, calib [][]int, axes []group
 	}
 	for _, ta := range axes {
 		if l := models.TensorLayer(cfg, ta.Tensor); l >= 0 {
-			s.layerAxes[l] = append(s.layerAxes[l], ta)
+			u := 2 * l
+			if models.IsMLPHalf(cfg, l, ta.Tensor) {
+				u++
+			}
+			s.layerAxes[u] = append(s.layerAxes[u], ta)
 		} else {
 			s.outerAxes = append(s.outerAxes, ta)
 		}
@@ -214,7 +221,7 @@ func tensorNames(axes []groups.TensorAxis) []string {
 
 // run computes s.sal.
 func (s *streamer) run() error {
-	L := s.cfg.NumLayers()
+	L := 2 * s.cfg.NumLayers() // units: the attention and MLP halves of every layer
 	tokens := tokensTensor(s.calib)
 	defer tokens.FinalizeAll()
 
@@ -228,7 +235,7 @@ func (s *streamer) run() error {
 	}
 	xs[0] = x
 	for l := range L {
-		s.progress("forward: layer %d of %d", l+1, L)
+		s.progress("forward: layer %d of %d", l/2+1, L/2)
 		if xs[l+1], err = s.layerForward(l, xs[l]); err != nil {
 			return errors.WithMessagef(err, "forward of layer %d", l)
 		}
@@ -255,7 +262,7 @@ func (s *streamer) run() error {
 		}
 	}
 	for l := L - 1; l >= stop; l-- {
-		s.progress("backward: layer %d of %d", l+1, L)
+		s.progress("backward: layer %d of %d", l/2+1, L/2)
 		dx, err := s.layerBackward(l, xs[l], dy, l > stop || len(s.outerAxes) > 0)
 		dy.FinalizeAll()
 		if err != nil {
@@ -297,28 +304,48 @@ func (s *streamer) embedForward(tokens *tensors.Tensor) (*tensors.Tensor, error)
 	return call1(e, tokens, w[0])
 }
 
-// layerKey identifies the graphs that serve every layer of the same sizes and needed axes; it
-// returns the layer-independent key and the tensor names of layer l.
-func (s *streamer) layerKey(l int) string {
+// unitOf returns the decoder layer of unit u and whether u is its MLP half (units 2l and 2l+1 are
+// layer l's attention and MLP halves: streaming half layers halves the peak working set).
+func unitOf(u int) (l int, mlp bool) { return u / 2, u%2 == 1 }
+
+// unitTensors lists the tensor names of unit u.
+func (s *streamer) unitTensors(u int) []string {
+	l, mlp := unitOf(u)
+	return specNames(models.HalfLayerTensors(s.cfg, l, mlp))
+}
+
+// unitStage applies unit u to x.
+func (s *streamer) unitStage(u int, x *Node, hooks *models.Hooks) *Node {
+	l, mlp := unitOf(u)
+	return models.HalfLayerStage(s.cfg, l, mlp, x, hooks)
+}
+
+// layerKey identifies the graphs that serve every unit of the same kind, sizes and needed axes.
+func (s *streamer) layerKey(u int) string {
+	l, mlp := unitOf(u)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d/%d", s.cfg.Heads[l], s.cfg.KVHeads[l], s.cfg.Inter[l])
+	if mlp {
+		fmt.Fprintf(&b, "mlp %d", s.cfg.Inter[l])
+	} else {
+		fmt.Fprintf(&b, "attention %d/%d", s.cfg.Heads[l], s.cfg.KVHeads[l])
+	}
 	prefix := arch.LlamaLayerTensor(l, "")
-	for _, ta := range s.layerAxes[l] {
+	for _, ta := range s.layerAxes[u] {
 		fmt.Fprintf(&b, ",%s:%d", strings.TrimPrefix(ta.Tensor, prefix), ta.Axis)
 	}
 	return b.String()
 }
 
-// layerForward returns layer_l(x).
+// layerForward returns unit l applied to x.
 func (s *streamer) layerForward(l int, x *tensors.Tensor) (*tensors.Tensor, error) {
-	names := specNames(models.LayerTensors(s.cfg, l))
+	names := s.unitTensors(l)
 	w, err := s.read(names)
 	if err != nil {
 		return nil, err
 	}
 	defer freeAll(w)
 	e, err := s.exec("forward "+s.layerKey(l), func(in []*Node) []*Node {
-		return []*Node{models.LayerStage(s.cfg, l, in[0], weightHooks(names, in[1:], map[string]*Node{}))}
+		return []*Node{s.unitStage(l, in[0], weightHooks(names, in[1:], map[string]*Node{}))}
 	})
 	if err != nil {
 		return nil, err
@@ -332,7 +359,7 @@ func (s *streamer) layerForward(l int, x *tensors.Tensor) (*tensors.Tensor, erro
 func (s *streamer) vjp(l int, names []string, x *Node, params []*Node, dy *Node, needed []string, withX, withWeights bool) (dx *Node, w, g []*Node) {
 	f32 := map[string]*Node{}
 	hooks := weightHooks(names, params, f32)
-	y := models.LayerStage(s.cfg, l, x, hooks)
+	y := s.unitStage(l, x, hooks)
 	target := ReduceAllSum(Mul(y, dy))
 	var wrt []*Node
 	if withX {
@@ -358,7 +385,7 @@ func (s *streamer) vjp(l int, names []string, x *Node, params []*Node, dy *Node,
 // layerBackward reads layer l, accumulates A over the samples (second-order modes), stores the
 // salience of the layer's needed axes and returns dx (nil unless withX).
 func (s *streamer) layerBackward(l int, x, dy *tensors.Tensor, withX bool) (*tensors.Tensor, error) {
-	names := specNames(models.LayerTensors(s.cfg, l))
+	names := s.unitTensors(l)
 	axes := s.layerAxes[l]
 	needed := tensorNames(axes)
 	w, err := s.read(names)

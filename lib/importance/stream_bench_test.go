@@ -208,7 +208,7 @@ func runBenchChild(b *testing.B, name string, cmd *exec.Cmd) (benchResult, bool)
 				r.peak = x
 			}
 		}
-		b.Logf("%s: %s", name, line[i:])
+		fmt.Fprintf(os.Stderr, "%s: %s\n", name, line[i:]) // at once: the jobs take minutes
 		return r, true
 	}
 	b.Logf("%s: no RESULT line\n%s", name, tail(string(out), 2000))

@@ -66,6 +66,11 @@ func (m *llama) embed(tokens *Node) *Node {
 
 // layer applies decoder layer l to x [B, S, D]; allowed is the attention mask [B or 1, S, Sk].
 func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node {
+	return m.mlpBlock(l, m.attentionBlock(l, x, r, allowed, kv))
+}
+
+// attentionBlock is the first half of decoder layer l: x + o_proj(attention(norm(x))), [B, S, D].
+func (m *llama) attentionBlock(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node {
 	cfg := m.cfg
 	B, S := x.Shape().Dim(0), x.Shape().Dim(1)
 	H, KV, HD := cfg.Heads[l], cfg.KVHeads[l], cfg.HeadDim
@@ -78,9 +83,14 @@ func (m *llama) layer(l int, x *Node, r *rope, allowed *Node, kv kvSource) *Node
 	q, k = r.apply(q), r.apply(k)
 	keys, values := kv(l, k, v)              // [B, KV, Sk, HD]
 	attn := attend(q, keys, values, allowed) // [B, S, H·HD]
-	x = Add(x, m.w.proj(attn, p+"self_attn.o_proj", cfg.OBias()))
+	return Add(x, m.w.proj(attn, p+"self_attn.o_proj", cfg.OBias()))
+}
 
-	h = rmsNorm(x, m.w.get(p+"post_attention_layernorm.weight"), cfg.RMSNormEps)
+// mlpBlock is the second half of decoder layer l: x + down_proj(SwiGLU(norm(x))), [B, S, D].
+func (m *llama) mlpBlock(l int, x *Node) *Node {
+	cfg := m.cfg
+	p := arch.LlamaLayerTensor(l, "")
+	h := rmsNorm(x, m.w.get(p+"post_attention_layernorm.weight"), cfg.RMSNormEps)
 	gate := m.w.proj(h, p+"mlp.gate_proj", cfg.MLPBias) // [B, S, I]
 	up := m.w.proj(h, p+"mlp.up_proj", cfg.MLPBias)     // [B, S, I]
 	act := Mul(activation.Swish(gate), up)              // SwiGLU

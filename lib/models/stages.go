@@ -68,6 +68,25 @@ func TensorLayer(cfg *config.Config, name string) int {
 	return -1
 }
 
+// HalfLayerTensors lists the tensors of the attention half (mlp false: input_layernorm and the
+// self_attn projections) or the MLP half (post_attention_layernorm and the mlp projections) of
+// decoder layer l.
+func HalfLayerTensors(cfg *config.Config, l int, mlp bool) []TensorSpec {
+	var out []TensorSpec
+	for _, s := range LayerTensors(cfg, l) {
+		if IsMLPHalf(cfg, l, s.Name) == mlp {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// IsMLPHalf reports whether the tensor name of layer l belongs to the layer's MLP half.
+func IsMLPHalf(cfg *config.Config, l int, name string) bool {
+	rest := strings.TrimPrefix(name, arch.LlamaLayerTensor(l, ""))
+	return strings.HasPrefix(rest, "mlp.") || strings.HasPrefix(rest, "post_attention_layernorm.")
+}
+
 // stagedWeights resolves hooks for a staged graph; hooks.Weight is required (there is no store).
 func stagedWeights(g *Graph, hooks *Hooks) *weights {
 	if hooks == nil || hooks.Weight == nil {
@@ -92,6 +111,21 @@ func LayerStage(cfg *config.Config, l int, x *Node, hooks *Hooks) *Node {
 	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
 	r := newRoPE(positions, cfg.InvFrequencies())
 	return m.layer(l, x, r, slidingWindow(causalMask(g, S, nil), positions, positions, cfg.SlidingWindow), noCache)
+}
+
+// HalfLayerStage applies the attention half (mlp false) or the MLP half of decoder layer l to x
+// [B, S, D] (positions 0…S−1, causal attention): [B, S, D]. The MLP half of the attention half's
+// output is LayerStage.
+func HalfLayerStage(cfg *config.Config, l int, mlp bool, x *Node, hooks *Hooks) *Node {
+	g := x.Graph()
+	m := &llama{cfg: cfg, w: stagedWeights(g, hooks)}
+	if mlp {
+		return m.mlpBlock(l, x)
+	}
+	S := x.Shape().Dim(1)
+	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
+	r := newRoPE(positions, cfg.InvFrequencies())
+	return m.attentionBlock(l, x, r, causalMask(g, S, nil), noCache)
 }
 
 // HeadStage applies the final norm and the LM head to x [B, S, D]: logits [B, S, V].
