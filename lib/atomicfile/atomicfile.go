@@ -97,6 +97,24 @@ func WriteDir(dir string, fill func(tmpDir string) error) (err error) {
 	return nil
 }
 
+// RemoveAll removes path (a file or a directory tree) so that it is either complete or gone at
+// every moment: it is first renamed to a temporary entry (IsTemp) in the same directory, one
+// atomic step, then removed. A process killed while removing leaves that temporary entry, which
+// RemoveStale clears, never a directory with some of its files missing. A missing path is no error.
+func RemoveAll(path string) error {
+	doomed := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-removing")
+	if err := os.RemoveAll(doomed); err != nil {
+		return errors.Wrapf(err, "removing %q", doomed)
+	}
+	if err := os.Rename(path, doomed); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return errors.Wrapf(err, "removing %q", path)
+	}
+	return errors.Wrapf(os.RemoveAll(doomed), "removing %q", path)
+}
+
 // IsTemp reports whether name (a base name) is one of the temporary entries Write and WriteDir
 // create: ".<target>.tmp-<random>" (and ".<target>.tmp-<random>.old" while WriteDir swaps
 // directories). A process killed while writing leaves such an entry behind; the target itself

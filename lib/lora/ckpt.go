@@ -142,7 +142,7 @@ func pruneCheckpoints(outDir string, keep int) error {
 	}
 	for len(steps) > keep {
 		dir := filepath.Join(outDir, fmt.Sprintf("%s%d", ckptPrefix, steps[0]))
-		if err := os.RemoveAll(dir); err != nil {
+		if err := atomicfile.RemoveAll(dir); err != nil {
 			return errors.Wrapf(err, "finetune: removing old checkpoint %s", dir)
 		}
 		steps = steps[1:]

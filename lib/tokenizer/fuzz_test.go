@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/llmpruner/llmpruner/internal/fuzzcheck"
+	"github.com/llmpruner/llmpruner/internal/ggufvocab"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -192,5 +193,49 @@ func syntheticChatGLMModel() []byte {
 	trainer = protowire.AppendVarint(trainer, spModelBPE)
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
 	b = protowire.AppendBytes(b, trainer)
+	return b
+}
+
+// FuzzTokenizerJSON: Hugging Face tokenizer.json (byte-level BPE: vocab, merges as "a b" or
+// [a, b], added tokens, NFC normalizer, Split/ByteLevel pre-tokenizers, post-processor). Seeds:
+// small byte-level vocabularies written the way scripts/tokenizer_json_from_gguf.go writes
+// Qwen2's and LLaMA-3's (ggufvocab), so every section of the format is present.
+func FuzzTokenizerJSON(f *testing.F) {
+	for _, pre := range []string{"qwen2", "llama-bpe"} {
+		fuzzcheck.AddSeedVariants(f, smallTokenizerJSON(f, pre))
+	}
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 1000000000000}, "merges": []}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzcheck.Bounded(t, len(data), 64, func() {
+			tok, err := parseHFBPE(data)
+			if err == nil {
+				exercise(t, tok)
+			}
+		})
+	})
+}
+
+// smallTokenizerJSON is a byte-level BPE tokenizer.json with the 256 byte tokens, a few merges
+// and one control token, for the given pre-tokenizer ("qwen2" or "llama-bpe").
+func smallTokenizerJSON(f *testing.F, pre string) []byte {
+	v := &ggufvocab.Vocab{Model: "gpt2", Pre: pre, BOS: -1, EOS: -1, UNK: -1}
+	for b := range 256 {
+		v.Tokens = append(v.Tokens, string(byteToRune[b]))
+	}
+	sp := string(byteToRune[' '])
+	for _, m := range [][2]string{{sp, "t"}, {"h", "e"}, {sp + "t", "he"}, {"i", "n"}, {sp, "a"}} {
+		v.Merges = append(v.Merges, m[0]+" "+m[1])
+		v.Tokens = append(v.Tokens, m[0]+m[1])
+	}
+	v.Types = make([]int32, len(v.Tokens))
+	for i := range v.Types {
+		v.Types[i] = ggufvocab.TypeNormal
+	}
+	v.Tokens, v.Types = append(v.Tokens, "<|endoftext|>"), append(v.Types, ggufvocab.TypeControl)
+	v.BOS, v.EOS = len(v.Tokens)-1, len(v.Tokens)-1
+	b, err := v.TokenizerJSON()
+	if err != nil {
+		f.Fatal(err)
+	}
 	return b
 }

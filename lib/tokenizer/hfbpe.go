@@ -147,6 +147,12 @@ func parseHFBPE(b []byte) (*HFBPE, error) {
 	for _, a := range f.AddedTokens {
 		size = max(size, a.ID+1)
 	}
+	// Ids are dense in real files (the vocabulary, then the added tokens). A larger id than the
+	// number of entries leaves holes; refuse one that would make the id table larger than the file
+	// could describe before allocating it.
+	if entries := len(t.vocab) + len(f.AddedTokens); size > entries+len(b) {
+		return nil, errors.Errorf("token id %d is out of range for %d vocabulary and added-token entries", size-1, entries)
+	}
 	t.pieces = make([]string, size)
 	for tok, id := range t.vocab {
 		if id < 0 {
@@ -157,6 +163,9 @@ func parseHFBPE(b []byte) (*HFBPE, error) {
 	for _, a := range f.AddedTokens {
 		if a.Content == "" {
 			return nil, errors.Errorf("added token %d has no content", a.ID)
+		}
+		if a.ID < 0 {
+			return nil, errors.Errorf("added token %q has id %d", a.Content, a.ID)
 		}
 		if a.LStrip || a.RStrip {
 			return nil, errors.Errorf("added token %q: lstrip/rstrip are not supported", a.Content)
