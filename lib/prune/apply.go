@@ -39,7 +39,14 @@ func removalOf(cfg *config.Config, plan *Plan) *removal {
 	r := newRemoval()
 	r.hidden = complement(cfg.Hidden, plan.HiddenChannelsKept)
 	r.layers = complement(cfg.NumLayers(), plan.LayersKept)
-	for _, lp := range plan.Layers {
+	r.addLayerPlans(cfg, plan.Layers)
+	return r
+}
+
+// addLayerPlans adds the per-layer part of a plan (removed kv-head groups and MLP channels, bias
+// compensation) to r.
+func (r *removal) addLayerPlans(cfg *config.Config, layers []LayerPlan) {
+	for _, lp := range layers {
 		l := lp.Layer
 		if rm := complement(cfg.KVHeads[l], lp.KVHeadsKept); len(rm) > 0 {
 			r.heads[l] = rm
@@ -54,7 +61,6 @@ func removalOf(cfg *config.Config, plan *Plan) *removal {
 			r.downBias[l] = lp.DownProjBias
 		}
 	}
-	return r
 }
 
 // complement returns the indices in [0, n) not in kept (sorted).

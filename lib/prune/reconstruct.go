@@ -77,21 +77,7 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 		o.Batch = 8
 	}
 	full := newRemoval()
-	for _, lp := range plan.Layers {
-		l := lp.Layer
-		if rm := complement(cfg.KVHeads[l], lp.KVHeadsKept); len(rm) > 0 {
-			full.heads[l] = rm
-		}
-		if rm := complement(cfg.Inter[l], lp.MLPChannelsKept); len(rm) > 0 {
-			full.mlp[l] = rm
-		}
-		if lp.OProjBias != nil {
-			full.oBias[l] = lp.OProjBias
-		}
-		if lp.DownProjBias != nil {
-			full.downBias[l] = lp.DownProjBias
-		}
-	}
+	full.addLayerPlans(cfg, plan.Layers)
 	var batches [][][]int
 	for s := 0; s < len(o.Calibration); s += o.Batch {
 		batches = append(batches, o.Calibration[s:min(s+o.Batch, len(o.Calibration))])
