@@ -3,8 +3,13 @@ package main
 import (
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/llmpruner/llmpruner/lib/checkpoint"
 )
 
 // TestConvertGGUFRoundTrip: llama2.c .bin → GGUF (F32, selected by the .gguf suffix) → every
@@ -91,4 +96,103 @@ func TestConvertGGUFBadInput(t *testing.T) {
 	if math.Abs(got[0].NLL-want[0].NLL) > 1e-4 || got[0].NLL == base[0].NLL {
 		t.Errorf("GGUF with merged adapter: nll %.6f, with the adapter applied %.6f, without %.6f", got[0].NLL, want[0].NLL, base[0].NLL)
 	}
+}
+
+// TestConvertGGUFFromEveryInput: convert --format gguf from each checkpoint format llmpruner
+// reads — an HF safetensors directory, the same weights sharded into several safetensors files
+// with an index, and a pytorch_model.bin written by torch.save (scripts/models_torch_bin.py) — and
+// back to an HF directory gives the source's float32 tensors bit for bit (the llama2.c .bin, the
+// GGUF input and --adapter are covered above and in TestConvertGGUFAdapter).
+func TestConvertGGUFFromEveryInput(t *testing.T) {
+	src := goldenPath(t, "tiny-llama-mha")
+	dir := t.TempDir()
+	cfg, r, err := checkpoint.OpenWithConfig(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharded := filepath.Join(dir, "sharded")
+	err = checkpoint.SaveHFFromReader(sharded, cfg, r, checkpoint.SaveOptions{MaxShardBytes: 200_000})
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shards, _ := filepath.Glob(filepath.Join(sharded, "model-*-of-*.safetensors")); len(shards) < 2 {
+		t.Fatalf("sharded copy has %d shards, want several", len(shards))
+	}
+	copyFile(t, filepath.Join(src, "tokenizer.model"), filepath.Join(sharded, "tokenizer.model"))
+	inputs := map[string]string{"safetensors": src, "sharded safetensors": sharded}
+	if python := torchPython(); python != "" {
+		bin := filepath.Join(dir, "torch-bin")
+		if out, err := exec.Command(python, filepath.Join("..", "..", "scripts", "models_torch_bin.py"), src, bin, "--dtype", "float32").CombinedOutput(); err != nil {
+			t.Fatalf("models_torch_bin.py: %v\n%s", err, out)
+		}
+		copyFile(t, filepath.Join(src, "tokenizer.model"), filepath.Join(bin, "tokenizer.model"))
+		inputs["pytorch_model.bin"] = bin
+	} else if os.Getenv("LLMPRUNER_REQUIRE_TORCH") == "1" {
+		t.Fatal("python3 with torch is required (LLMPRUNER_REQUIRE_TORCH=1)")
+	}
+	want := readAllTensors(t, src)
+	for name, in := range inputs {
+		gguf := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".gguf")
+		mustSucceed(t, "convert", "--model", in, "--out", gguf, "--format", "gguf")
+		back := gguf + ".hf"
+		mustSucceed(t, "convert", "--model", gguf, "--out", back, "--format", "hf")
+		got := readAllTensors(t, back)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d tensors after GGUF → HF, want %d", name, len(got), len(want))
+		}
+		for k, w := range want {
+			if g, ok := got[k]; !ok || !slices.Equal(g, w) {
+				t.Errorf("%s: tensor %s differs after → GGUF → HF", name, k)
+			}
+		}
+	}
+}
+
+// readAllTensors reads every tensor of a checkpoint as float32 bits.
+func readAllTensors(t *testing.T, path string) map[string][]uint32 {
+	t.Helper()
+	r, err := checkpoint.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := map[string][]uint32{}
+	for _, info := range r.Tensors() {
+		x, err := r.Read(info.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bits []uint32
+		x.MustConstFlatData(func(flat any) {
+			for _, v := range flat.([]float32) {
+				bits = append(bits, math.Float32bits(v))
+			}
+		})
+		out[info.Name] = bits
+	}
+	return out
+}
+
+// copyFile copies src to dst.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// torchPython returns a Python interpreter that can import torch ($PYTHON, python3, or Debian's
+// /usr/bin/python3 when another python3 shadows it), or "".
+func torchPython() string {
+	for _, p := range []string{os.Getenv("PYTHON"), "python3", "/usr/bin/python3"} {
+		if p != "" && exec.Command(p, "-c", "import torch").Run() == nil {
+			return p
+		}
+	}
+	return ""
 }
