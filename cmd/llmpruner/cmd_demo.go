@@ -251,7 +251,7 @@ func demoText(e *env, kb int) (demoSplit, error) {
 // demoPPL prints and returns the perplexity of m on text.
 func demoPPL(e *env, w io.Writer, m *models.Model, text, path string) (eval.PPLResult, error) {
 	start := time.Now()
-	res, err := e.perplexity(m, data.TextSet{Name: "tinystories", Path: path}, text, eval.DefaultPPLSeqLen, eval.DefaultPPLBatch)
+	res, err := e.perplexity(m, m, data.TextSet{Name: "tinystories", Path: path}, text, eval.DefaultPPLSeqLen, eval.DefaultPPLBatch)
 	if err != nil {
 		return res, err
 	}

@@ -13,13 +13,18 @@ import (
 var evalPPLCmd = &command{
 	name:     "eval ppl",
 	summary:  "perplexity on text sets, exactly as LLM-Pruner measures it",
-	synopsis: "eval ppl --model M [--adapter DIR] --data NAME=PATH [--data NAME=PATH ...] [--seq-len 128] [--batch 4] [--json]",
+	synopsis: "eval ppl --model M [--adapter DIR] --data NAME=PATH [--data NAME=PATH ...] [--seq-len 128] [--batch 4] [--stream] [--max-memory SIZE] [--json]",
 	details: `Each set's text is tokenized once with one BOS at the start, cut into non-overlapping windows of
 --seq-len tokens (the last partial window is dropped); PPL = exp(mean next-token NLL).
 --data forms: wikitext2=PATH (WikiText-2 joined test file), ptb=PATH (Mikolov PTB file), any
 other NAME=PATH (plain UTF-8 text), or wikitext2 | ptb | ptb-test alone (files under $LLMPRUNER_DATA).
 Evaluate on text the model was not calibrated (prune --calib) or fine-tuned on: llmpruner does not
-check the overlap.`,
+check the overlap.
+--stream evaluates a model larger than memory: the windows go through one decoder layer at a time,
+each layer read from the checkpoint once per sweep, the head last; as many windows share a sweep as
+--max-memory allows (without it, 1 GiB of activations between layers). The result is the loaded
+model's (LLaMA family; not GGUF files or --adapter). --max-memory SIZE alone streams only when the
+loaded model would not fit.`,
 	examples: []string{
 		"llmpruner eval ppl --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --data tinystories=$LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt",
 		"llmpruner eval ppl --model ./llama-7b --data wikitext2 --data ptb --json",
@@ -44,6 +49,7 @@ func runEvalPPL(e *env, args []string) error {
 	e.fs.Var(&specs, "data", "text set `NAME=PATH` (repeatable); see above for the forms")
 	seqLen := e.fs.Int("seq-len", eval.DefaultPPLSeqLen, "window length in `tokens`")
 	batch := e.fs.Int("batch", eval.DefaultPPLBatch, "windows scored per forward pass (does not change the result)")
+	sf := e.addEvalStream()
 	if err := e.parse(args); err != nil {
 		return err
 	}
@@ -72,13 +78,21 @@ func runEvalPPL(e *env, args []string) error {
 		}
 		sets[i] = set
 	}
-	m, err := e.loadModel()
+	if err := e.checkAdapterDir(); err != nil {
+		return err
+	}
+	m, err := e.openEval(e.model, e.adapter, sf, *batch, *seqLen)
 	if err != nil {
 		return err
 	}
+	defer m.close()
 	var results []pplOutput
 	for i, set := range sets {
-		res, err := e.perplexity(m, set, texts[i], *seqLen, *batch)
+		perCall := *batch // windows per scorer call
+		if m.streamed != nil {
+			perCall = m.streamed.SweepSequences(*seqLen) // one sweep through the layers per call
+		}
+		res, err := e.perplexity(m.scorer(), m.Model, set, texts[i], *seqLen, perCall)
 		if err != nil {
 			return err
 		}
@@ -94,8 +108,9 @@ func runEvalPPL(e *env, args []string) error {
 	return nil
 }
 
-// perplexity measures the model's perplexity on the text of a set, with a progress bar.
-func (e *env) perplexity(m *models.Model, set data.TextSet, text string, seqLen, batch int) (eval.PPLResult, error) {
+// perplexity measures the perplexity of scorer (the model m, loaded or streamed) on the text of a
+// set, with a progress bar.
+func (e *env) perplexity(scorer eval.Scorer, m *models.Model, set data.TextSet, text string, seqLen, batch int) (eval.PPLResult, error) {
 	tok, err := modelTokenizer(m)
 	if err != nil {
 		return eval.PPLResult{}, err
@@ -105,7 +120,7 @@ func (e *env) perplexity(m *models.Model, set data.TextSet, text string, seqLen,
 	}
 	bar := e.progress(0, "PPL "+set.Name)
 	defer bar.Finish()
-	res, err := eval.Perplexity(m, tok, text, eval.PPLOptions{
+	res, err := eval.Perplexity(scorer, tok, text, eval.PPLOptions{
 		SeqLen: seqLen, Batch: batch,
 		Progress: func(done, total int) {
 			bar.ChangeMax(total)

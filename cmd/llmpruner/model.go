@@ -118,6 +118,12 @@ func (e *env) loadModelAt(path, tokenizerPath string) (*models.Model, error) {
 		return nil, err
 	}
 	e.logf("loaded %s (%d parameters) in %s", path, arch.NumParams(m.Config), time.Since(start).Round(time.Millisecond))
+	e.setMatMul(m)
+	return m, nil
+}
+
+// setMatMul applies --matmul-dtype to m's hooks.
+func (e *env) setMatMul(m *models.Model) {
 	if dt, _ := e.matmul(); dt != dtypes.Float32 {
 		hooks := models.Hooks{}
 		if m.Hooks != nil {
@@ -127,7 +133,6 @@ func (e *env) loadModelAt(path, tokenizerPath string) (*models.Model, error) {
 		m.Hooks = &hooks
 		e.logf("matrix products in %s (--matmul-dtype), the rest in float32", dt)
 	}
-	return m, nil
 }
 
 // modelTokenizer returns the tokenizer of m, or an error telling how to give one.
