@@ -4,7 +4,9 @@
 description of its public code in /work/shared/notes/flap-reference.md; it shares no code with
 llmpruner.
 
-For a LLaMA-family model (config.json + float32 model.safetensors) and calibration token ids it:
+For a LLaMA-layout model (config.json + float32 model.safetensors: LLaMA, Qwen2 with its q/k/v
+biases, or LLaMA with attention_bias / mlp_bias; plain RoPE, no rope_scaling, no active sliding
+window) and calibration token ids it:
   1. runs the decoder layers one at a time in FLAP's order: each layer sees the dense outputs of the
      previous layer, one calibration sample (batch of 1) at a time, and hooks the inputs of o_proj and
      down_proj into FLAP's running statistics (baseline = mean, fluc = FLAP's fluctuation estimator,
@@ -12,7 +14,8 @@ For a LLaMA-family model (config.json + float32 model.safetensors) and calibrati
   2. scores with WIFV: fluc_j * sum_i W[i, j]^2 (o_proj scores squared again);
   3. runs the AL-AM structure search: per-layer standardization (unbiased std), head (GQA: kv-head
      group) score = mean of its channels' standardized scores, heads weighted by their parameter count
-     over one MLP channel's, threshold where the running weight is closest to total*(1-ratio), keep
+     (q/k/v/o weights and the q/k/v bias elements) over one MLP channel's (gate/up rows, down column,
+     gate/up bias elements), threshold where the running weight is closest to total*(1-ratio), keep
      when strictly greater;
   4. computes the bias compensation (baseline * removed) @ W^T for o_proj and down_proj.
 It also reports Wanda-sp's channel scores (mean_i |W[i, j]| * sqrt(mean over samples of sum_t x_j^2))
@@ -91,6 +94,12 @@ def main():
     I = cfg["intermediate_size"]
     eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
     rep = H // KV
+    if cfg.get("rope_scaling") or (cfg.get("model_type") == "mistral" and (cfg.get("sliding_window") or T) < T):
+        sys.exit("flap_ref.py: rope_scaling and an active sliding window are not implemented")
+    qwen2 = cfg.get("model_type") == "qwen2"
+    qkv_bias = qwen2 or cfg.get("attention_bias", False)  # Qwen2: q, k, v always; o never
+    o_bias = cfg.get("attention_bias", False) and not qwen2
+    mlp_bias = cfg.get("mlp_bias", False)
     T = len(calib[0])
 
     inv = 1.0 / (theta ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD))
@@ -102,6 +111,10 @@ def main():
     def p(l, name):
         return W[f"model.layers.{l}.{name}"]
 
+    def linear(l, module, x, bias):  # x @ W^T (+ b)
+        y = x @ p(l, module + ".weight").t()
+        return y + p(l, module + ".bias") if bias else y
+
     inps = [W["model.embed_tokens.weight"][torch.tensor(ids)] for ids in calib]  # each [T, D]
     attn_stats, mlp_stats, block_influence = [], [], []
     for l in range(L):
@@ -109,19 +122,19 @@ def main():
         outs = []
         for x in inps:  # one sample at a time, in order
             h = rms_norm(x, p(l, "input_layernorm.weight"), eps)
-            q = (h @ p(l, "self_attn.q_proj.weight").t()).view(T, H, HD).transpose(0, 1)
-            k = (h @ p(l, "self_attn.k_proj.weight").t()).view(T, KV, HD).transpose(0, 1)
-            v = (h @ p(l, "self_attn.v_proj.weight").t()).view(T, KV, HD).transpose(0, 1)
+            q = linear(l, "self_attn.q_proj", h, qkv_bias).view(T, H, HD).transpose(0, 1)
+            k = linear(l, "self_attn.k_proj", h, qkv_bias).view(T, KV, HD).transpose(0, 1)
+            v = linear(l, "self_attn.v_proj", h, qkv_bias).view(T, KV, HD).transpose(0, 1)
             q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
             k, v = k.repeat_interleave(rep, dim=0), v.repeat_interleave(rep, dim=0)
             a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HD) + causal, dim=-1) @ v  # [H, T, HD]
             a = a.transpose(0, 1).reshape(T, H * HD)
             sa.add(a)
-            x = x + a @ p(l, "self_attn.o_proj.weight").t()
+            x = x + linear(l, "self_attn.o_proj", a, o_bias)
             h = rms_norm(x, p(l, "post_attention_layernorm.weight"), eps)
-            act = torch.nn.functional.silu(h @ p(l, "mlp.gate_proj.weight").t()) * (h @ p(l, "mlp.up_proj.weight").t())
+            act = torch.nn.functional.silu(linear(l, "mlp.gate_proj", h, mlp_bias)) * linear(l, "mlp.up_proj", h, mlp_bias)
             sm.add(act)
-            outs.append(x + act @ p(l, "mlp.down_proj.weight").t())
+            outs.append(x + linear(l, "mlp.down_proj", act, mlp_bias))
         attn_stats.append(sa)
         mlp_stats.append(sm)
         cosim = torch.cat([torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1) for a, b in zip(inps, outs)])
@@ -142,7 +155,8 @@ def main():
     attn = std(torch.stack(attn_metric)).reshape(L, KV, rep * HD).mean(dim=2)  # [L, KV]
     mlp = std(torch.stack(mlp_metric))  # [L, I]
 
-    head_weight = (2 * rep + 2) * HD * D / (3.0 * D)
+    head_params = (2 * rep + 2) * HD * D + ((rep + 2) * HD if qkv_bias else 0)
+    head_weight = head_params / (3.0 * D + (2 if mlp_bias else 0))
     scores = torch.cat([attn.reshape(-1), mlp.reshape(-1)])
     weights = torch.cat([torch.full((attn.numel(),), head_weight, dtype=torch.float64), torch.ones(mlp.numel(), dtype=torch.float64)])
     order = torch.sort(scores, descending=True, stable=True).indices

@@ -81,12 +81,17 @@ type Family interface {
 	// them by 0 makes the layer the identity (layer-skip importance). An error says why the family
 	// has no such tensors.
 	ResidualOutputs(c *config.Config, l int) ([]string, error)
-	// OutputBiases names the biases of the projections that write layer l's attention and MLP
-	// outputs into the residual stream (bias compensation adds to them).
+	// OutputProjections names the modules (weight [D, C] at module+".weight") that write layer l's
+	// attention and MLP outputs into the residual stream: their inputs are the concatenated head
+	// outputs (head h owns columns h·head_dim … (h+1)·head_dim−1) and the MLP activations (one
+	// column per MLP channel). FLAP, Wanda-sp and reconstruction read and re-fit them.
+	OutputProjections(c *config.Config, l int) (attn, mlp string)
+	// OutputBiases names the biases of the OutputProjections (bias compensation adds to them).
 	OutputBiases(c *config.Config, l int) (attn, mlp string)
 	// EnableBiases turns on the attention (attn) and/or MLP (mlp) biases of c, so that
 	// OutputBiases exist (Tensors then lists every bias the family's config implies), or says why
-	// the family's config.json cannot express them.
+	// the family's config.json cannot express them. It may change c's family to one whose
+	// config.json can (Qwen2 → LLaMA with attention_bias).
 	EnableBiases(c *config.Config, attn, mlp bool) error
 	// GGUF gives llama.cpp's names for the family; Arch is "" (and Unsupported says why) where
 	// llama.cpp has no such architecture.

@@ -397,8 +397,15 @@ func (chatglm) ResidualOutputs(*config.Config, int) ([]string, error) {
 	return nil, errors.New("layer-skip importance (ranked layer pruning) is not available for ChatGLM: its DeepNorm residual (LN(x)·alpha + f(LN(x))) cannot be made the identity by zeroing weights; prune the first layers instead (no layer ranking)")
 }
 
-func (chatglm) OutputBiases(c *config.Config, l int) (attn, mlp string) {
-	return ChatGLMLayerTensor(l, "attention.dense.bias"), ChatGLMLayerTensor(l, "mlp.dense_4h_to_h.bias")
+// OutputProjections: attention.dense (its input columns are the heads' outputs, head_dim each)
+// and mlp.dense_4h_to_h.
+func (chatglm) OutputProjections(c *config.Config, l int) (attn, mlp string) {
+	return ChatGLMLayerTensor(l, "attention.dense"), ChatGLMLayerTensor(l, "mlp.dense_4h_to_h")
+}
+
+func (f chatglm) OutputBiases(c *config.Config, l int) (attn, mlp string) {
+	attn, mlp = f.OutputProjections(c, l)
+	return attn + ".bias", mlp + ".bias"
 }
 
 // EnableBiases: every ChatGLM projection has a bias already.

@@ -89,8 +89,23 @@ func TestQwen2Groups(t *testing.T) {
 			t.Errorf("Qwen2 layer has %s", n)
 		}
 	}
-	if err := Of(cfg).EnableBiases(cfg.Clone(), true, false); err == nil {
-		t.Error("Qwen2 accepted an o_proj bias")
+	// An o_proj (or MLP) bias makes it a LLaMA with attention_bias: config.json says so and reads
+	// back as such, with Qwen2's q/k/v biases, tying and rope_theta.
+	biased := cfg.Clone()
+	if err := Of(cfg).EnableBiases(biased, true, false); err != nil {
+		t.Fatal(err)
+	}
+	js, err := MarshalConfig(biased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseConfig(js, "biased qwen2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Arch != Llama || !back.OBias() || !back.AttnBias || back.MLPBias || back.RopeTheta != cfg.RopeTheta || back.TieEmbed != cfg.TieEmbed ||
+		NumParams(back) != NumParams(cfg)+int64(cfg.NumLayers()*cfg.Hidden) || !strings.Contains(string(js), `"LlamaForCausalLM"`) {
+		t.Errorf("Qwen2 with an o_proj bias reads back as %s %s (o bias %v, mlp bias %v, %d params):\n%s", back.Arch, back, back.OBias(), back.MLPBias, NumParams(back), js)
 	}
 	if g := Of(cfg).GGUF(); g == nil || g.Arch != "qwen2" {
 		t.Errorf("GGUF names %+v", g)

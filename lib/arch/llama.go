@@ -182,7 +182,9 @@ func (f llama) configFields(c *config.Config) map[string]any {
 	if c.RopeScaling == nil {
 		out["rope_scaling"] = nil
 	}
-	if _, ok := c.Raw["architectures"]; !ok {
+	var rawType string
+	_ = json.Unmarshal(c.Raw["model_type"], &rawType)
+	if _, ok := c.Raw["architectures"]; !ok || rawType != "" && rawType != string(c.Arch) { // absent, or another family's
 		out["architectures"] = []string{f.hfArch}
 	}
 	if f.qkvBias { // fixed by the family, not a config.json field
@@ -387,15 +389,28 @@ func (llama) ResidualOutputs(c *config.Config, l int) ([]string, error) {
 	return out, nil
 }
 
-func (llama) OutputBiases(c *config.Config, l int) (attn, mlp string) {
-	return LlamaLayerTensor(l, "self_attn.o_proj.bias"), LlamaLayerTensor(l, "mlp.down_proj.bias")
+// OutputProjections: o_proj and down_proj.
+func (llama) OutputProjections(c *config.Config, l int) (attn, mlp string) {
+	return LlamaLayerTensor(l, "self_attn.o_proj"), LlamaLayerTensor(l, "mlp.down_proj")
+}
+
+func (f llama) OutputBiases(c *config.Config, l int) (attn, mlp string) {
+	attn, mlp = f.OutputProjections(c, l)
+	return attn + ".bias", mlp + ".bias"
 }
 
 // EnableBiases: Hugging Face's attention_bias puts a bias on all of q, k, v and o, mlp_bias on
-// gate, up and down.
+// gate, up and down. Qwen2's modeling code has no o_proj and no MLP biases (whatever config.json
+// says), so a Qwen2 model that needs them becomes what it then is: a LLaMA model with
+// attention_bias (its q/k/v biases kept, o_proj's added) and mlp_bias as asked —
+// LlamaForCausalLM computes exactly Qwen2's forward pass plus those biases (same RMSNorm, RoPE,
+// SwiGLU and GQA; Qwen2's sliding window is inactive in every config llmpruner accepts).
 func (f llama) EnableBiases(c *config.Config, attn, mlp bool) error {
-	if attn && f.qkvBias {
-		return errors.Errorf("%s's config.json cannot give o_proj a bias", f.title)
+	if !attn && !mlp {
+		return nil
+	}
+	if f.qkvBias {
+		c.Arch, c.QKVBiasOnly = Llama, false
 	}
 	c.AttnBias = c.AttnBias || attn
 	c.MLPBias = c.MLPBias || mlp

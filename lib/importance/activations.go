@@ -1,21 +1,23 @@
 package importance
 
 import (
-	"strings"
+	"slices"
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
 	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
 
-// InputStats are statistics of the inputs of every decoder layer's output projections over the
-// calibration tokens, from one forward pass of the model as it is (forward only, no gradients):
-// Attn[l] for o_proj (the concatenated head outputs, H_l·head_dim channels) and MLP[l] for
-// down_proj (the SwiGLU activations, I_l channels). They drive FLAP, Wanda-sp and FLAP's bias
-// compensation.
+// InputStats are statistics of the inputs of every decoder layer's output projections
+// (arch.Family.OutputProjections) over the calibration tokens, from one forward pass of the model
+// as it is (forward only, no gradients): Attn[l] for the attention output projection (LLaMA's
+// o_proj: the concatenated head outputs, H_l·head_dim channels) and MLP[l] for the MLP output
+// projection (down_proj: the MLP activations, I_l channels). They drive FLAP, Wanda-sp and FLAP's
+// bias compensation.
 type InputStats struct {
 	Samples, Tokens int // calibration samples, tokens per sample
 	Attn, MLP       []ChannelStats
@@ -40,8 +42,8 @@ type ChannelStats struct {
 const statsBatch = 8
 
 // CollectInputStats runs the calibration samples (equal lengths) through m and accumulates the
-// InputStats of every layer's o_proj and down_proj inputs. Samples are folded in in order, as
-// FLAP's per-sample updates.
+// InputStats of every layer's output-projection inputs. Samples are folded in in order, as FLAP's
+// per-sample updates.
 func CollectInputStats(m *models.Model, calib [][]int) (st *InputStats, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -51,34 +53,36 @@ func CollectInputStats(m *models.Model, calib [][]int) (st *InputStats, err erro
 	if err := checkCalibration(calib); err != nil {
 		return nil, err
 	}
-	cfg := m.Config
-	if cfg.Arch != arch.Llama {
-		return nil, errors.Errorf("activation statistics support the llama architecture, not %s", cfg.Arch)
-	}
+	cfg := m.Config.Clone()
+	fam := arch.Of(cfg)
 	L := cfg.NumLayers()
 	st = &InputStats{Samples: len(calib), Tokens: len(calib[0]), Attn: make([]ChannelStats, L), MLP: make([]ChannelStats, L)}
+	var modules []string // per layer: attention, MLP output projection
 	for l := range L {
 		st.Attn[l] = newChannelStats(cfg.Heads[l] * cfg.HeadDim)
 		st.MLP[l] = newChannelStats(cfg.Inter[l])
+		attn, mlp := fam.OutputProjections(cfg, l)
+		modules = append(modules, attn, mlp)
 	}
 	// Per sample and projection input x [T, C]: token mean [C], M2 = Σ_t (x − mean)² [C] and Σ_t x² [C].
 	exec, err := model.NewExec(m.Backend, m.Store, func(scope *model.Scope, tokens *Node) []*Node {
 		inputs := map[string]*Node{}
 		hooks := &models.Hooks{Linear: func(x *Node, module string, w, b *Node) *Node {
-			if strings.HasSuffix(module, ".self_attn.o_proj") || strings.HasSuffix(module, ".mlp.down_proj") {
+			if slices.Contains(modules, module) {
 				inputs[module] = x // [B, T, C]
 			}
 			return models.Linear(x, module, w, b)
 		}}
 		models.Logits(scope, cfg, tokens, nil, hooks)
 		var outs []*Node
-		for l := range L {
-			for _, mod := range []string{"self_attn.o_proj", "mlp.down_proj"} {
-				x := inputs[arch.LlamaLayerTensor(l, mod)]
-				mean := ReduceAndKeep(x, ReduceMean, 1)                            // [B, 1, C]
-				m2 := ReduceSum(Square(Sub(x, mean)), 1)                           // [B, C]
-				outs = append(outs, Squeeze(mean, 1), m2, ReduceSum(Square(x), 1)) // [B, C] each
+		for _, mod := range modules { // layer l's attention projection at 2l, its MLP projection at 2l+1
+			x := inputs[mod]
+			if x == nil {
+				exceptions.Panicf("the forward pass did not apply %s", mod)
 			}
+			mean := ReduceAndKeep(x, ReduceMean, 1)                            // [B, 1, C]
+			m2 := ReduceSum(Square(Sub(x, mean)), 1)                           // [B, C]
+			outs = append(outs, Squeeze(mean, 1), m2, ReduceSum(Square(x), 1)) // [B, C] each
 		}
 		return outs
 	})

@@ -12,7 +12,8 @@ import (
 
 // FLAPEstimator is FLAP's fluctuation criterion (An et al., AAAI 2024; CASIA-IVA-Lab/FLAP's
 // default metric "WIFV"), forward only: for input channel j of an output projection W ([D, C];
-// o_proj for heads, down_proj for MLP channels), with Fluc_j the fluctuation of its input over the
+// arch.Family.OutputProjections: LLaMA's o_proj for heads, down_proj for MLP channels; ChatGLM's
+// attention.dense and mlp.dense_4h_to_h), with Fluc_j the fluctuation of its input over the
 // calibration tokens (ChannelStats.Fluc),
 //
 //	c_j = Fluc_j · Σ_i W[i, j]²       (attention: c_j², squared again as FLAP does)
@@ -31,7 +32,7 @@ type FLAPEstimator struct {
 	Stats *InputStats
 }
 
-// Scores implements Estimator (head and MLP-channel families of the LLaMA family).
+// Scores implements Estimator (head and MLP-channel families).
 func (e *FLAPEstimator) Scores(m *models.Model, fams []*groups.Family) ([][]float64, error) {
 	if err := e.collect(m); err != nil {
 		return nil, errors.WithMessage(err, "flap importance")
@@ -84,7 +85,9 @@ func (e *FLAPEstimator) collect(m *models.Model) error {
 // this in float16; here it is float64 over float32 statistics. Call after Scores.
 func (e *FLAPEstimator) Compensation(m *models.Model) func(l int, removedKV, removedMLP []int) ([]float64, []float64, error) {
 	cfg := m.Config.Clone()
+	fam := arch.Of(cfg)
 	return func(l int, removedKV, removedMLP []int) ([]float64, []float64, error) {
+		attn, mlp := fam.OutputProjections(cfg, l)
 		if e.Stats == nil {
 			return nil, nil, errors.New("flap compensation: no statistics (Scores was not run)")
 		}
@@ -99,12 +102,12 @@ func (e *FLAPEstimator) Compensation(m *models.Model) func(l int, removedKV, rem
 					}
 				}
 			}
-			if ob, err = meanContribution(m, arch.LlamaLayerTensor(l, "self_attn.o_proj.weight"), e.Stats.Attn[l].Mean, cols); err != nil {
+			if ob, err = meanContribution(m, attn+".weight", e.Stats.Attn[l].Mean, cols); err != nil {
 				return nil, nil, err
 			}
 		}
 		if len(removedMLP) > 0 {
-			if db, err = meanContribution(m, arch.LlamaLayerTensor(l, "mlp.down_proj.weight"), e.Stats.MLP[l].Mean, removedMLP); err != nil {
+			if db, err = meanContribution(m, mlp+".weight", e.Stats.MLP[l].Mean, removedMLP); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -146,7 +149,7 @@ type WandaSPEstimator struct {
 	Stats       *InputStats
 }
 
-// Scores implements Estimator (head and MLP-channel families of the LLaMA family).
+// Scores implements Estimator (head and MLP-channel families).
 func (e *WandaSPEstimator) Scores(m *models.Model, fams []*groups.Family) ([][]float64, error) {
 	if e.Stats == nil {
 		st, err := CollectInputStats(m, e.Calibration)
@@ -176,23 +179,22 @@ func (e *WandaSPEstimator) Scores(m *models.Model, fams []*groups.Family) ([][]f
 	}, sum)
 }
 
-// channelScores scores head and MLP-channel families from per-input-channel scores of o_proj /
-// down_proj: channel(l, attn, W, D) gives the layer's channel scores from the projection's weight
+// channelScores scores head and MLP-channel families from per-input-channel scores of the
+// layer's output projections (o_proj / down_proj): channel(l, attn, W, D) gives the layer's channel scores from the projection's weight
 // W [D, C] (row-major float64), and head reduces a head group's channel scores.
 func channelScores(m *models.Model, fams []*groups.Family, name string,
 	channel func(l int, attn bool, w []float64, D int) ([]float64, error), head func([]float64) float64) ([][]float64, error) {
 	cfg := m.Config
-	if cfg.Arch != arch.Llama {
-		return nil, errors.Errorf("%s importance supports the llama architecture, not %s", name, cfg.Arch)
-	}
+	fam := arch.Of(cfg)
 	out := make([][]float64, len(fams))
 	for fi, f := range fams {
+		attn, mlp := fam.OutputProjections(cfg, f.Layer)
 		var tensor string
 		switch f.Kind {
 		case groups.Head:
-			tensor = arch.LlamaLayerTensor(f.Layer, "self_attn.o_proj.weight")
+			tensor = attn + ".weight"
 		case groups.MLPChannel:
-			tensor = arch.LlamaLayerTensor(f.Layer, "mlp.down_proj.weight")
+			tensor = mlp + ".weight"
 		default:
 			return nil, errors.Errorf("%s importance scores attention heads and MLP channels (block pruning), not %ss", name, f.Kind)
 		}

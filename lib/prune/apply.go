@@ -158,14 +158,15 @@ func pick(fam *groups.Family, units []int) []groups.Group {
 // AddBiases adds oBias[l] to layer l's o_proj bias and downBias[l] to its down_proj bias (each
 // [hidden]) and returns the new config. A LLaMA model without attention (MLP) biases gets them:
 // Hugging Face's attention_bias (mlp_bias) puts a bias on all of q, k, v, o (gate, up, down), so
-// the others are created as zeros, in the weights' dtype (arch.Family.EnableBiases; ChatGLM has
-// every bias already).
+// the others are created as zeros, in the weights' dtype (arch.Family.EnableBiases: a Qwen2 model
+// becomes a LLaMA model with attention_bias, ChatGLM has every bias already).
 func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][]float64) (*config.Config, error) {
-	fam := arch.Of(cfg)
 	next := cfg.Clone()
-	if err := fam.EnableBiases(next, len(oBias) > 0, len(downBias) > 0); err != nil {
+	if err := arch.Of(cfg).EnableBiases(next, len(oBias) > 0, len(downBias) > 0); err != nil {
 		return nil, errors.WithMessage(err, "bias compensation")
 	}
+	fam := arch.Of(next) // Qwen2 with an o_proj bias is LLaMA
+	old := arch.Of(cfg)
 	type add struct {
 		module string
 		size   int
@@ -183,7 +184,7 @@ func AddBiases(store *model.Store, cfg *config.Config, oBias, downBias map[int][
 		}
 	}
 	had := map[string]bool{}
-	for _, t := range fam.Tensors(cfg) {
+	for _, t := range old.Tensors(cfg) {
 		had[t.Name] = true
 	}
 	for _, t := range fam.Tensors(next) { // biases the new config implies, created as zeros

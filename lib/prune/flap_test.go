@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/data"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
 	"github.com/llmpruner/llmpruner/lib/importance"
@@ -115,33 +116,7 @@ func TestFLAPMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worstBias, worstScore := 0.0, 0.0
-	headsGone, widths := 0, map[int]bool{}
-	for l, r := range ref.Layers {
-		lp := plan.Layers[l]
-		headsGone += 4 - len(lp.KVHeadsKept)
-		widths[len(lp.MLPChannelsKept)] = true
-		if len(r.KVHeadsKept) == 0 || len(r.MLPChannelsKept) == 0 {
-			t.Fatalf("the reference empties layer %d (FLAP allows it, llmpruner keeps one unit): choose another ratio", l)
-		}
-		if !slices.Equal(lp.KVHeadsKept, r.KVHeadsKept) {
-			t.Errorf("layer %d kv heads kept %v, reference %v", l, lp.KVHeadsKept, r.KVHeadsKept)
-		}
-		if !slices.Equal(lp.MLPChannelsKept, r.MLPChannelsKept) {
-			t.Errorf("layer %d MLP channels kept %d %v, reference %d %v", l, len(lp.MLPChannelsKept), lp.MLPChannelsKept, len(r.MLPChannelsKept), r.MLPChannelsKept)
-		}
-		for _, pair := range [][2][]float64{{lp.OProjBias, r.OProjBias}, {lp.DownProjBias, r.DownProjBias}} {
-			got, want := pair[0], pair[1]
-			if got == nil {
-				got = make([]float64, len(want))
-			}
-			for i := range want {
-				worstBias = math.Max(worstBias, math.Abs(got[i]-want[i]))
-			}
-		}
-		worstScore = math.Max(worstScore, maxRel(lp.KVHeadScores, r.HeadScores, 1))
-		worstScore = math.Max(worstScore, maxRel(lp.MLPScores, r.MLPScores, 1))
-	}
+	worstBias, worstScore, headsGone, widths := compareFLAP(t, plan, ref)
 	if headsGone == 0 || len(widths) < 2 {
 		t.Errorf("the test should exercise head removal and adaptive widths: %d kv heads removed, MLP widths %v", headsGone, widths)
 	}
@@ -149,6 +124,7 @@ func TestFLAPMatchesReference(t *testing.T) {
 	if worstBias > 1e-5 {
 		t.Errorf("biases differ from the reference by up to %.2e (limit 1e-5)", worstBias)
 	}
+
 	if worstScore > 1e-4 {
 		t.Errorf("standardized scores differ from the reference by up to %.2e (limit 1e-4)", worstScore)
 	}
@@ -199,5 +175,133 @@ func TestFLAPMatchesReference(t *testing.T) {
 	t.Logf("block influence %v (reference %v), max |Δ| %.2e, kept %v", bi, ref.BlockInfluence, worst, lp.LayersKept)
 	if !slices.Equal(lp.LayersKept, wantKept) || worst > 1e-5 {
 		t.Errorf("block influence kept layers %v (reference %v), max |Δ| %.2e (limit 1e-5)", lp.LayersKept, wantKept, worst)
+	}
+}
+
+// compareFLAP checks plan's kept kv heads and MLP channels against the reference's, layer by
+// layer, and returns the largest bias and standardized-score differences, the number of kv heads
+// removed and the set of MLP widths kept.
+func compareFLAP(t *testing.T, plan *Plan, ref *flapReference) (worstBias, worstScore float64, headsGone int, widths map[int]bool) {
+	t.Helper()
+	widths = map[int]bool{}
+	for l, r := range ref.Layers {
+		lp := plan.Layers[l]
+		headsGone += len(r.HeadScores) - len(lp.KVHeadsKept)
+		widths[len(lp.MLPChannelsKept)] = true
+		if len(r.KVHeadsKept) == 0 || len(r.MLPChannelsKept) == 0 {
+			t.Fatalf("the reference empties layer %d (FLAP allows it, llmpruner keeps one unit): choose another ratio", l)
+		}
+		if !slices.Equal(lp.KVHeadsKept, r.KVHeadsKept) {
+			t.Errorf("layer %d kv heads kept %v, reference %v", l, lp.KVHeadsKept, r.KVHeadsKept)
+		}
+		if !slices.Equal(lp.MLPChannelsKept, r.MLPChannelsKept) {
+			t.Errorf("layer %d MLP channels kept %d %v, reference %d %v", l, len(lp.MLPChannelsKept), lp.MLPChannelsKept, len(r.MLPChannelsKept), r.MLPChannelsKept)
+		}
+		for _, pair := range [][2][]float64{{lp.OProjBias, r.OProjBias}, {lp.DownProjBias, r.DownProjBias}} {
+			got, want := pair[0], pair[1]
+			if got == nil {
+				got = make([]float64, len(want))
+			}
+			for i := range want {
+				worstBias = math.Max(worstBias, math.Abs(got[i]-want[i]))
+			}
+		}
+		worstScore = math.Max(worstScore, maxRel(lp.KVHeadScores, r.HeadScores, 1))
+		worstScore = math.Max(worstScore, maxRel(lp.MLPScores, r.MLPScores, 1))
+	}
+	return worstBias, worstScore, headsGone, widths
+}
+
+// TestFLAPQwen2MatchesReference: FLAP (adaptive structure, bias compensation) and Wanda-sp on the
+// tiny random Qwen2 checkpoint (q/k/v biases, GQA 8/2, tied embeddings; written by
+// scripts/llama_family_ref.py) against scripts/flap_ref.py, which runs the q/k/v biases in its own
+// forward pass: the same kept kv heads and MLP channels, biases within 1e-6, scores within 1e-4.
+// The compensated model has an o_proj bias, which Qwen2's config.json cannot state: it becomes a
+// LLaMA model with attention_bias (q/k/v/o biases), saved as LlamaForCausalLM, and reloads to the
+// same logits.
+func TestFLAPQwen2MatchesReference(t *testing.T) {
+	dir := filepath.Join("..", "models", "testdata", "qwen2_tiny")
+	load := func() *models.Model {
+		m, err := models.Load(groupstest.Backend(t), dir, models.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := load()
+	calib := groupstest.Tokens(16, 24, m.Config.Vocab, 5)
+	const ratio = 0.4
+	ref := runFLAPReference(t, dir, calib, ratio)
+	sampler := func(int) ([][]int, error) { return calib, nil }
+	plan, err := Prune(m, Options{Strategy: Block, Ratio: ratio, Structure: Adaptive, Importance: importance.Options{Criterion: importance.FLAP}, Sampler: sampler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worstBias, worstScore, headsGone, widths := compareFLAP(t, plan, ref)
+	t.Logf("Qwen2 FLAP vs reference: params %d → %d, kv heads removed %d, MLP widths %v, max |Δbias| %.2e, max |Δscore| %.2e",
+		plan.ParamsBefore, plan.ParamsAfter, headsGone, widths, worstBias, worstScore)
+	if headsGone == 0 || len(widths) < 2 {
+		t.Errorf("the test should exercise head removal and adaptive widths: %d kv heads removed, MLP widths %v", headsGone, widths)
+	}
+	if worstBias > 1e-6 || worstScore > 1e-4 {
+		t.Errorf("biases differ from the reference by up to %.2e (limit 1e-6), standardized scores by %.2e (limit 1e-4)", worstBias, worstScore)
+	}
+	c := m.Config
+	if c.Arch != arch.Llama || !c.AttnBias || c.QKVBiasOnly || !c.MLPBias || !c.TieEmbed || c.RopeTheta != 1e6 {
+		t.Errorf("compensated Qwen2: %s arch %s attention_bias %v (q/k/v only %v) mlp_bias %v tied %v rope_theta %g; want a tied LLaMA with all biases, rope_theta 1e6",
+			c, c.Arch, c.AttnBias, c.QKVBiasOnly, c.MLPBias, c.TieEmbed, c.RopeTheta)
+	}
+	prompt := groupstest.Tokens(1, 10, c.Vocab, 9)
+	want, err := m.Logits(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pruned")
+	if err := m.Save(out, ""); err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		ModelType     string   `json:"model_type"`
+		Architectures []string `json:"architectures"`
+		AttentionBias bool     `json:"attention_bias"`
+	}
+	if raw, err := os.ReadFile(filepath.Join(out, "config.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(raw, &saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved.ModelType != "llama" || !slices.Equal(saved.Architectures, []string{"LlamaForCausalLM"}) || !saved.AttentionBias {
+		t.Errorf("saved config.json: model_type %q, architectures %v, attention_bias %v", saved.ModelType, saved.Architectures, saved.AttentionBias)
+	}
+	back, err := models.Load(groupstest.Backend(t), out, models.LoadOptions{})
+	if err != nil {
+		t.Fatalf("reload: %+v", err)
+	}
+	got, err := back.Logits(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantF := make([][]float64, len(want[0]))
+	for i, row := range want[0] {
+		for _, v := range row {
+			wantF[i] = append(wantF[i], float64(v))
+		}
+	}
+	if back.Config.String() != c.String() || relDiff(got[0], wantF) > 1e-6 {
+		t.Errorf("reloaded %s (pruned %s), logits differ by %.2e", back.Config, c, relDiff(got[0], wantF))
+	}
+
+	s, err := Score(load(), Options{Strategy: Block, Ratio: ratio, Importance: importance.Options{Criterion: importance.WandaSP}, Sampler: sampler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for l, r := range ref.Layers {
+		worst = math.Max(worst, maxRel(s.Heads[l], r.WandaHeadScores, 1e-6))
+		worst = math.Max(worst, maxRel(s.MLP[l], r.WandaMLPScores, 1e-6))
+	}
+	t.Logf("Qwen2 Wanda-sp vs reference: max relative Δscore %.2e", worst)
+	if worst > 1e-4 {
+		t.Errorf("Wanda-sp scores differ from the reference by up to %.2e relative (limit 1e-4)", worst)
 	}
 }

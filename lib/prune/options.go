@@ -41,9 +41,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/importance"
+	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
 
@@ -281,8 +281,9 @@ func (o *Options) Validate(cfg *config.Config) error {
 			return errors.Errorf("reconstruction re-fits width (block) pruning, not %s", o.Strategy)
 		case o.steps() > 1:
 			return errors.Errorf("reconstruction follows a one-step selection (iterative steps %d)", o.IterativeSteps)
-		case cfg.Arch != arch.Llama:
-			return errors.Errorf("reconstruction supports the llama architecture, not %s", cfg.Arch)
+		}
+		if err := models.CheckStaged(cfg); err != nil {
+			return errors.WithMessage(err, "reconstruction runs the model one layer at a time")
 		}
 	}
 	if o.ReconstructDamp < 0 || math.IsNaN(o.ReconstructDamp) {

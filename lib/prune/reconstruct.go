@@ -2,12 +2,12 @@ package prune
 
 import (
 	"math"
-	"strings"
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/llmpruner/llmpruner/lib/arch"
+	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/models"
 	"github.com/pkg/errors"
 )
@@ -38,7 +38,8 @@ type ReconstructOptions struct {
 //     calibration tokens (memory O(width²) per projection) and solves (AᵀA + λI)·Wᵀ = AᵀT by
 //     Cholesky; λ = Damp·mean(diag(AᵀA)); the bias is not damped.
 //
-// LLaMA family only. On error the model may be partly pruned.
+// Families whose layers run one at a time (models.CheckStaged: the LLaMA layout). On error the
+// model may be partly pruned.
 func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -53,8 +54,8 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 		return errors.WithMessage(err, "reconstruct")
 	}
 	cfg := m.Config
-	if cfg.Arch != arch.Llama {
-		return errors.Errorf("reconstruct: supports the llama architecture, not %s", cfg.Arch)
+	if err := models.CheckStaged(cfg); err != nil {
+		return errors.WithMessage(err, "reconstruct: runs the model one layer at a time")
 	}
 	if len(plan.LayersKept) != cfg.NumLayers() || len(plan.HiddenChannelsKept) != cfg.Hidden {
 		return errors.New("reconstruct: the plan removes layers or hidden channels; reconstruction re-fits width (head / MLP-channel) pruning only")
@@ -121,7 +122,7 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 			for b := range batches {
 				targets[b] = sub(dense[b].hAttn, xp[b])
 			}
-			if err := refit(m, arch.LlamaLayerTensor(l, "self_attn.o_proj"), m.Config.AttnBias, p.inO(), targets, D, o.Damp); err != nil {
+			if err := refit(m, attnProj(m.Config, l), p.inO(), targets, D, o.Damp); err != nil {
 				return errors.WithMessagef(err, "reconstruct: layer %d o_proj", l)
 			}
 			m.ResetExecs()
@@ -135,7 +136,7 @@ func ApplyReconstructed(m *models.Model, plan *Plan, o ReconstructOptions) (err 
 			for b := range batches {
 				targets[b] = sub(dense[b].out, p[b].hAttn)
 			}
-			if err := refit(m, arch.LlamaLayerTensor(l, "mlp.down_proj"), m.Config.MLPBias, p.inD(), targets, D, o.Damp); err != nil {
+			if err := refit(m, mlpProj(m.Config, l), p.inD(), targets, D, o.Damp); err != nil {
 				return errors.WithMessagef(err, "reconstruct: layer %d down_proj", l)
 			}
 			m.ResetExecs()
@@ -178,16 +179,17 @@ func (r layerRuns) inD() [][]float32 {
 // runLayer runs decoder layer l of m (as it is now) on the inputs x (one [B·T·D] slice per batch).
 func runLayer(m *models.Model, l int, batches [][][]int, x [][]float32, T int) (layerRuns, error) {
 	cfg := m.Config.Clone()
+	attn, mlp := arch.Of(cfg).OutputProjections(cfg, l)
 	exec, err := model.NewExec(m.Backend, m.Store, func(scope *model.Scope, in *Node) []*Node {
 		var oIn, oOut, dIn *Node
 		hooks := &models.Hooks{
 			Weight: func(g *Graph, name string) *Node { return models.VariableF32(scope.Store(), g, name) },
 			Linear: func(x *Node, module string, w, b *Node) *Node {
 				y := models.Linear(x, module, w, b)
-				switch {
-				case strings.HasSuffix(module, ".self_attn.o_proj"):
+				switch module {
+				case attn:
 					oIn, oOut = x, y
-				case strings.HasSuffix(module, ".mlp.down_proj"):
+				case mlp:
 					dIn = x
 				}
 				return y
@@ -265,13 +267,25 @@ func sub(a, b []float32) []float32 {
 	return out
 }
 
-// refit solves the ridge problem for module's weight [D, C] (and bias [D] when hasBias) from the
-// inputs a (per batch [rows·C]) and targets t (per batch [rows·D]) and writes them into the store.
-func refit(m *models.Model, module string, hasBias bool, a, t [][]float32, D int, damp float64) error {
+// attnProj and mlpProj name layer l's output projections (arch.Family.OutputProjections).
+func attnProj(cfg *config.Config, l int) string {
+	a, _ := arch.Of(cfg).OutputProjections(cfg, l)
+	return a
+}
+func mlpProj(cfg *config.Config, l int) string {
+	_, p := arch.Of(cfg).OutputProjections(cfg, l)
+	return p
+}
+
+// refit solves the ridge problem for module's weight [D, C] (and bias [D] when the model has one)
+// from the inputs a (per batch [rows·C]) and targets t (per batch [rows·D]) and writes them into
+// the store.
+func refit(m *models.Model, module string, a, t [][]float32, D int, damp float64) error {
 	v := m.Store.GetVariable(models.VarPath(module + ".weight"))
 	if v == nil {
 		return errors.Errorf("model has no tensor %s.weight", module)
 	}
+	hasBias := m.Store.GetVariable(models.VarPath(module+".bias")) != nil
 	C := v.Shape().Dimensions[1]
 	W, b, err := RidgeFit(a, t, C, D, hasBias, damp)
 	if err != nil {
@@ -286,9 +300,6 @@ func refit(m *models.Model, module string, hasBias bool, a, t [][]float32, D int
 	}
 	if hasBias {
 		bv := m.Store.GetVariable(models.VarPath(module + ".bias"))
-		if bv == nil {
-			return errors.Errorf("model has no tensor %s.bias", module)
-		}
 		bt, err := models.FromFloat64(b, bv.Shape().DType, D)
 		if err != nil {
 			return err
