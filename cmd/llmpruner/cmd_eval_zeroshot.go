@@ -14,14 +14,18 @@ import (
 var evalZeroShotCmd = &command{
 	name:     "eval zeroshot",
 	summary:  "zero-shot accuracy on the paper's 7 tasks (lm-eval-harness 4d21ab6 protocol)",
-	synopsis: "eval zeroshot --model M [--compare NAME=PATH ...] [--adapter DIR] [--tasks boolq,piqa,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa] [--data-dir DIR] [--limit N] [--batch B] [--json]",
+	synopsis: "eval zeroshot --model M [--compare NAME=PATH ...] [--adapter DIR] [--tasks boolq,piqa,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa] [--data-dir DIR] [--limit N] [--batch B] [--stream] [--max-memory SIZE] [--json]",
 	details: `Each task is read from DIR/<task>.jsonl in the field layout the Hugging Face datasets give
 lm-eval (default DIR: $LLMPRUNER_DATA/zeroshot/lm-eval-docs). The table shows the paper's metric
 per task (acc_norm for PIQA, HellaSwag, ARC-e, ARC-c, OBQA; acc for BoolQ, WinoGrande).
 --compare adds further models (e.g. pruned, recovered) as rows of the same table; --adapter applies
 to --model only (write NAME=PATH+ADAPTER_DIR to compare a model with an adapter).
 --limit N evaluates the first N documents of each task in file order. Note: lm-eval's own --limit
-first shuffles the documents with Python's seed-42 RNG, so its quick runs pick different documents.`,
+first shuffles the documents with Python's seed-42 RNG, so its quick runs pick different documents.
+--stream evaluates models larger than memory: the requests go through one decoder layer at a time
+(each layer read from the checkpoint once per sweep of requests, as many as --max-memory allows),
+giving the loaded model's scores (LLaMA family; not GGUF files or adapters). --max-memory SIZE
+alone streams only the models that would not fit when loaded.`,
 	examples: []string{
 		"llmpruner eval zeroshot --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --limit 50",
 		"llmpruner eval zeroshot --model ./llama-7b-pruned --tasks boolq,piqa --data-dir ./lm-eval-docs --json",
@@ -44,6 +48,7 @@ func runEvalZeroShot(e *env, args []string) error {
 	limit := e.fs.Int("limit", eval.NoLimit, "evaluate only the first `N` documents of each task (file order; -1 = all)")
 	batch := e.fs.Int("batch", eval.DefaultBatchSize, "sequences per forward pass `B` (does not change the result)")
 	stderrCols := e.fs.Bool("stderr", false, "show the standard errors in the table")
+	sf := e.addEvalStream()
 	var compare stringsFlag
 	e.fs.Var(&compare, "compare", "also evaluate the model at `NAME=PATH` and show it as another row (repeatable)")
 	if err := e.parse(args); err != nil {
@@ -110,7 +115,7 @@ func runEvalZeroShot(e *env, args []string) error {
 	}
 	var rows []eval.ModelResult
 	for _, en := range entries {
-		res, err := e.zeroShot(en.path, en.adapter, dir, names, *limit, *batch)
+		res, err := e.zeroShot(en.path, en.adapter, sf, dir, names, *limit, *batch)
 		if err != nil {
 			return err
 		}
@@ -139,23 +144,19 @@ func runEvalZeroShot(e *env, args []string) error {
 	return nil
 }
 
-// zeroShot loads the model at path (with the LoRA adapter directory adapter, if any) and
-// evaluates it.
-func (e *env) zeroShot(path, adapter, dir string, names []string, limit, batch int) (*eval.ZeroShotResult, error) {
-	m, err := e.loadModelAt(path, e.tokenizer)
+// zeroShot loads the model at path (with the LoRA adapter directory adapter, if any), or opens it
+// streamed (--stream, --max-memory), and evaluates it.
+func (e *env) zeroShot(path, adapter string, sf *evalStreamFlags, dir string, names []string, limit, batch int) (*eval.ZeroShotResult, error) {
+	m, err := e.openEval(path, adapter, sf, batch, 0)
 	if err != nil {
 		return nil, err
 	}
-	if adapter != "" {
-		saved := e.adapter
-		e.adapter = adapter
-		err := e.applyAdapter(m)
-		e.adapter = saved
-		if err != nil {
-			return nil, err
-		}
+	defer m.close()
+	perCall := batch // sequences per scorer call
+	if m.streamed != nil {
+		perCall = m.streamed.SweepSequences(64) // sweeps of 64-token sequences (longer ones split further)
 	}
-	tok, err := modelTokenizer(m)
+	tok, err := modelTokenizer(m.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +164,8 @@ func (e *env) zeroShot(path, adapter, dir string, names []string, limit, batch i
 	// context+continuation (the last only a target), which TokenLogProbs accepts.
 	maxLen := m.Config.MaxPositions
 	bar := e.progress(0, "zero-shot "+filepath.Base(path))
-	res, err := eval.ZeroShot(m, tok, eval.ZeroShotOptions{
-		DataDir: dir, Tasks: names, Limit: limit, BatchSize: batch, MaxLength: maxLen,
+	res, err := eval.ZeroShot(m.scorer(), tok, eval.ZeroShotOptions{
+		DataDir: dir, Tasks: names, Limit: limit, BatchSize: perCall, MaxLength: maxLen,
 		Progress: func(p eval.Progress) {
 			bar.ChangeMax(p.Total)
 			_ = bar.Set(p.Done)

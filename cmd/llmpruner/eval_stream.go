@@ -52,7 +52,7 @@ func (m *evalModel) close() {
 
 // openEval loads the model at path (with the LoRA adapter, if any), or opens it streamed — with
 // --stream, or with --max-memory when loading it would exceed the limit — for graph batches of
-// batch sequences of up to length tokens.
+// batch sequences of up to length tokens (0: the model's context plus one target token).
 func (e *env) openEval(path, adapter string, f *evalStreamFlags, batch, length int) (*evalModel, error) {
 	if !f.stream && f.maxMemory == "" {
 		return e.loadEval(path, adapter)
@@ -75,6 +75,13 @@ func (e *env) openEval(path, adapter string, f *evalStreamFlags, batch, length i
 	fail := func(err error) (*evalModel, error) {
 		_ = r.Close()
 		return nil, err
+	}
+	if length <= 0 {
+		length = eval.DefaultMaxLength
+		if m.Config.MaxPositions > 0 {
+			length = m.Config.MaxPositions
+		}
+		length++
 	}
 	stored := storedDType(r)
 	rows := 1 << bits.Len(uint(min(batch, 32)-1)) // padded rows of a graph batch

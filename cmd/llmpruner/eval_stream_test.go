@@ -83,3 +83,28 @@ func TestEvalPPLStreamEqualsLoaded(t *testing.T) {
 	expectFailure(t, runCLI(t, "eval", "ppl", "--model", model, "--data", "t="+textPath, "--stream", "--adapter", adapter), 2,
 		"--adapter cannot be applied to a streamed model")
 }
+
+// TestEvalZeroShotStreamEqualsLoaded: eval zeroshot --stream (every request through the layers in
+// sweeps) gives the loaded model's accuracies on stories260K.
+func TestEvalZeroShotStreamEqualsLoaded(t *testing.T) {
+	model := stories260K(t)
+	dataDir := dataPath(t, "zeroshot/lm-eval-docs")
+	run := func(extra ...string) map[string]any {
+		t.Helper()
+		args := append([]string{"eval", "zeroshot", "--model", model, "--data-dir", dataDir, "--tasks", "boolq,hellaswag,arc_easy",
+			"--limit", "12", "--json"}, extra...)
+		var out map[string]any
+		if err := json.Unmarshal([]byte(mustSucceed(t, args...).stdout), &out); err != nil {
+			t.Fatal(err)
+		}
+		return out["tasks"].(map[string]any)
+	}
+	want, got := run(), run("--stream", "--max-memory", "1GB")
+	for task, w := range want {
+		wj, _ := json.Marshal(w)
+		gj, _ := json.Marshal(got[task])
+		if string(wj) != string(gj) {
+			t.Errorf("%s: streamed %s, loaded %s", task, gj, wj)
+		}
+	}
+}

@@ -117,3 +117,56 @@ func TestStreamedPerplexityRandom(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedTokenLogProbsVariableLengths: the streamed scorer's per-token log-probabilities and
+// greedy flags of sequences of different lengths (padded batches, as zero-shot scores them; up to
+// the context plus one target token) equal the loaded model's: ≤ 1e-5 relative per token.
+func TestStreamedTokenLogProbsVariableLengths(t *testing.T) {
+	fields := map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 3,
+		"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 4, "vocab_size": 40,
+		"max_position_embeddings": 40, config.KeyHeadsPerLayer: []int{4, 2, 4},
+		config.KeyKVHeadsPerLayer: []int{2, 1, 4}, config.KeyInterPerLayer: []int{12, 8, 10}}
+	cfg := groupstest.Config(t, fields)
+	dir := t.TempDir()
+	if err := groupstest.RandomModel(t, cfg, 5, 0.5).Save(dir, "bf16"); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := models.Load(pplTestBackend(t), dir, models.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Store.Finalize()
+	var seqs [][]int
+	for i, n := range []int{2, 41, 7, 17, 33, 5, 16, 29, 3, 40, 12} {
+		seqs = append(seqs, groupstest.Tokens(1, n, cfg.Vocab, uint64(i))[0])
+	}
+	want, wantGreedy, err := loaded.TokenLogProbs(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStreamed(t, dir)
+	s.Batch, s.SweepTokens = 3, 100
+	got, gotGreedy, err := s.TokenLogProbs(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i := range seqs {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("sequence %d: %d scores streamed, %d loaded", i, len(got[i]), len(want[i]))
+		}
+		for j := range want[i] {
+			worst = math.Max(worst, math.Abs(got[i][j]-want[i][j])/math.Abs(want[i][j]))
+			if gotGreedy[i][j] != wantGreedy[i][j] {
+				t.Errorf("sequence %d, token %d: greedy %v streamed, %v loaded", i, j, gotGreedy[i][j], wantGreedy[i][j])
+			}
+		}
+	}
+	if worst > 1e-5 {
+		t.Errorf("max relative difference of the log-probabilities streamed vs loaded %.3g", worst)
+	}
+	t.Logf("max relative difference %.2g", worst)
+	if _, _, err := s.TokenLogProbs([][]int{make([]int, 42)}); err == nil {
+		t.Error("a sequence longer than the context + 1 was accepted")
+	}
+}
