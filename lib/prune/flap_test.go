@@ -305,3 +305,84 @@ func TestFLAPQwen2MatchesReference(t *testing.T) {
 		t.Errorf("Wanda-sp scores differ from the reference by up to %.2e relative (limit 1e-4)", worst)
 	}
 }
+
+// TestFLAPChatGLMMatchesReference: FLAP and Wanda-sp on the tiny ChatGLM-6B checkpoint
+// (scripts/chatglm_ref.py; float16 weights) against scripts/flap_ref.py's own ChatGLM forward pass
+// on plain-text calibration ids: the statistics come from the inputs of attention.dense and
+// mlp.dense_4h_to_h, heads weigh their 4·hd·D + 3·hd parameters against a channel's 2·D + 1. Same
+// kept heads and channels, biases within 1e-6, scores within 1e-4; the pruned model (its biases
+// compensated in attention.dense / dense_4h_to_h) saves and reloads to the same logits.
+func TestFLAPChatGLMMatchesReference(t *testing.T) {
+	dir := filepath.Join("..", "models", "testdata", "chatglm_tiny")
+	load := func() *models.Model {
+		m, err := models.Load(groupstest.Backend(t), dir, models.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := load()
+	calib := groupstest.Tokens(16, 24, 150, 5) // ids below the special tokens (150…153): plain text
+	const ratio = 0.4
+	ref := runFLAPReference(t, dir, calib, ratio)
+	sampler := func(int) ([][]int, error) { return calib, nil }
+	plan, err := Prune(m, Options{Strategy: Block, Ratio: ratio, Structure: Adaptive, Importance: importance.Options{Criterion: importance.FLAP}, Sampler: sampler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worstBias, worstScore, headsGone, widths := compareFLAP(t, plan, ref)
+	biasScale := 0.0 // ChatGLM's compensation biases are large (weights of std 0.4, residual ×sqrt(56))
+	for _, r := range ref.Layers {
+		for _, b := range append(append([]float64{}, r.OProjBias...), r.DownProjBias...) {
+			biasScale = math.Max(biasScale, math.Abs(b))
+		}
+	}
+	t.Logf("ChatGLM FLAP vs reference: params %d → %d, heads removed %d, MLP widths %v, max |Δbias| %.2e (max |bias| %.2f), max |Δscore| %.2e",
+		plan.ParamsBefore, plan.ParamsAfter, headsGone, widths, worstBias, biasScale, worstScore)
+	if headsGone == 0 || len(widths) < 2 {
+		t.Errorf("the test should exercise head removal and adaptive widths: %d heads removed, MLP widths %v", headsGone, widths)
+	}
+	if worstBias > 1e-6*math.Max(1, biasScale) || worstScore > 1e-4 {
+		t.Errorf("biases differ from the reference by up to %.2e (limit 1e-6 relative to the largest, %.2f), standardized scores by %.2e (limit 1e-4)", worstBias, biasScale, worstScore)
+	}
+	prompt := groupstest.Tokens(1, 10, 150, 9)
+	want, err := m.Logits(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pruned")
+	if err := m.Save(out, ""); err != nil {
+		t.Fatal(err)
+	}
+	back, err := models.Load(groupstest.Backend(t), out, models.LoadOptions{})
+	if err != nil {
+		t.Fatalf("reload: %+v", err)
+	}
+	got, err := back.Logits(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantF := make([][]float64, len(want[0]))
+	for i, row := range want[0] {
+		for _, v := range row {
+			wantF[i] = append(wantF[i], float64(v))
+		}
+	}
+	if back.Config.Arch != arch.ChatGLM || back.Config.String() != m.Config.String() || relDiff(got[0], wantF) > 1e-6 {
+		t.Errorf("reloaded %s %s (pruned %s), logits differ by %.2e", back.Config.Arch, back.Config, m.Config, relDiff(got[0], wantF))
+	}
+
+	s, err := Score(load(), Options{Strategy: Block, Ratio: ratio, Importance: importance.Options{Criterion: importance.WandaSP}, Sampler: sampler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for l, r := range ref.Layers {
+		worst = math.Max(worst, maxRel(s.Heads[l], r.WandaHeadScores, 1e-6))
+		worst = math.Max(worst, maxRel(s.MLP[l], r.WandaMLPScores, 1e-6))
+	}
+	t.Logf("ChatGLM Wanda-sp vs reference: max relative Δscore %.2e", worst)
+	if worst > 1e-4 {
+		t.Errorf("Wanda-sp scores differ from the reference by up to %.2e relative (limit 1e-4)", worst)
+	}
+}

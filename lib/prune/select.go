@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
 	"github.com/pkg/errors"
@@ -211,7 +212,8 @@ func adaptiveThreshold(cfg *config.Config, sets []unitSet, ratio float64) [][]in
 	for _, u := range sets {
 		w := 1.0
 		if u.kind == groups.Head {
-			w = float64(headGroupParams(cfg, u.layer)) / float64(mlpChannelParams(cfg))
+			fam := arch.Of(cfg)
+			w = float64(unitParams(cfg, fam.HeadBlocks(cfg, u.layer))) / float64(unitParams(cfg, fam.MLPBlocks(cfg, u.layer)))
 		}
 		for _, x := range u.scores {
 			all = append(all, unit{x, w})
@@ -248,26 +250,26 @@ func adaptiveThreshold(cfg *config.Config, sets []unitSet, ratio float64) [][]in
 	return remove
 }
 
-// headGroupParams is the parameter count of one head group of layer l (a kv head with its query
-// heads: q, k, v rows and o columns, with their biases).
-func headGroupParams(cfg *config.Config, l int) int64 {
-	nRep := int64(cfg.Heads[l] / cfg.KVHeads[l])
-	HD, D := int64(cfg.HeadDim), int64(cfg.Hidden)
-	p := (2*nRep + 2) * HD * D
-	if cfg.AttnBias {
-		p += (nRep + 2) * HD
+// unitParams is the parameter count of one unit of a coupled group described by blocks
+// (arch.Family.HeadBlocks: a kv head with its query heads, e.g. LLaMA's q, k, v rows and o columns
+// with their biases; MLPBlocks: one MLP channel): each block's Width rows (or columns) of its
+// tensor, or Width elements of a bias.
+func unitParams(cfg *config.Config, blocks []arch.Block) int64 {
+	shapes := map[string][]int{}
+	for _, t := range arch.Of(cfg).Tensors(cfg) {
+		shapes[t.Name] = t.Shape
 	}
-	return p
-}
-
-// mlpChannelParams is the parameter count of one MLP channel (gate and up rows, down column, and
-// the gate/up bias elements).
-func mlpChannelParams(cfg *config.Config) int64 {
-	p := 3 * int64(cfg.Hidden)
-	if cfg.MLPBias {
-		p += 2
+	var n int64
+	for _, b := range blocks {
+		per := int64(1) // elements of one index along the block's axis
+		for i, d := range shapes[b.Tensor] {
+			if i != b.Axis {
+				per *= int64(d)
+			}
+		}
+		n += int64(b.Width) * per
 	}
-	return p
+	return n
 }
 
 func lenAt(v [][]float64, i int) int {
