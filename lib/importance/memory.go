@@ -58,10 +58,14 @@ func InMemoryBytes(cfg *config.Config, j MemoryJob) int64 {
 	return stored + extra + activationBytes(cfg, j, cfg.NumLayers()) + runtimeBytes
 }
 
-// StreamBytes estimates the peak memory of the streamed computation (StreamScores): the largest
-// layer's working set (its weights as stored and as float32, their gradients and salience
-// temporaries, the second-order accumulators), or the head's (lm_head, logits), or with hidden
-// channels the embedding's, plus every half layer's boundary activations [N, T, D].
+// StreamBytes estimates the peak memory of the streamed computation (StreamScores), which releases
+// each step's buffers before the next: the largest step's working set — a half layer's backward
+// (its weights as stored and as float32, their gradients and salience temporaries, the
+// second-order accumulators), the head's (lm_head, logits) or the embedding's — plus every half
+// layer's boundary activations [N, T, D]. Measured on LLaMA-7B shapes with 2 × 64 tokens, the MLP
+// half's backward peaked at 1.37–1.55 GB in float32 (weights 0.54 GB; this rule gives 1.62 GB)
+// and 1.82 GB from bfloat16 (1.89 GB), the head's at 0.62 GB (0.59 GB) and 0.88 GB (0.85 GB), each
+// on top of the process's ~40 MB; runtimeBytes covers the differences.
 func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 	f32 := func(n int64) int64 { return 4 * n }
 	var peak int64
@@ -76,27 +80,34 @@ func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 		}
 		return peak + runtimeBytes
 	}
-	perLayer := int64(4) // float32 weights, gradients, salience temporaries, backward buffers
-	if j.storedSize() != 4 {
-		perLayer++ // the float32 copy of half-precision weights
+	perUnit := int64(2) // float32 gradients and salience temporaries (float32 weights are used as read)
+	half := j.storedSize() != 4
+	if half {
+		perUnit++ // the float32 copy of half-precision weights
 	}
 	if j.second() {
-		perLayer += 2
+		perUnit += 2
 	}
-	// A whole layer, though it is streamed in halves: the Go backend keeps the buffers of both
-	// halves' graphs (measured on 8 LLaMA-7B layers in float32: 4.02 GB streamed by halves, 4.27 GB
-	// by whole layers; this rule gives 4.47 GB).
 	for l := range cfg.NumLayers() {
-		p := arch.LayerParams(cfg, l)
-		peak = max(peak, p*j.storedSize()+perLayer*f32(p))
+		for _, mlp := range []bool{false, true} {
+			var p int64
+			for _, s := range models.HalfLayerTensors(cfg, l, mlp) {
+				p += numel(s.Shape)
+			}
+			peak = max(peak, p*j.storedSize()+perUnit*f32(p))
+		}
 	}
 	vd := int64(cfg.Vocab) * int64(cfg.Hidden)
 	tokens := int64(j.Samples) * int64(j.SeqLen)
-	head := vd*j.storedSize() + f32(vd) + 3*f32(tokens*int64(cfg.Vocab))
+	table := vd * j.storedSize() // the embedding or lm_head as read, and its float32 copy
+	if half {
+		table += f32(vd)
+	}
+	head := table + 4*f32(tokens*int64(cfg.Vocab))
 	if j.Hidden {
 		head += 3 * f32(vd) // gradients of lm_head / embedding kept to the end
 	}
-	peak = max(peak, head)
+	peak = max(peak, head, table+f32(tokens*int64(cfg.Hidden)))
 	boundary := int64(2*cfg.NumLayers()+2) * f32(tokens*int64(cfg.Hidden))
 	return peak + boundary + activationBytes(cfg, j, 1) + runtimeBytes
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,10 +12,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/llmpruner/llmpruner/lib/arch"
@@ -52,26 +56,32 @@ func bench7BConfig(t testing.TB, layers int) *config.Config {
 		"rms_norm_eps": 1e-6, "max_position_embeddings": 2048})
 }
 
-// randomCheckpoint is a checkpoint.Reader whose tensors are generated on demand (uniform, standard
-// deviation 0.02; norm weights around 1), reproducibly per tensor name.
+// randomCheckpoint is a checkpoint.Reader whose tensors are generated on demand in the stored
+// dtype (float32 or bfloat16): uniform with standard deviation 0.02, norm weights around 1. The
+// values are a function of the tensor name and the chunk index only, so they are reproducible
+// whatever the number of workers; chunks are filled in parallel (one PCG stream each), so the 32-layer
+// bf16 checkpoint (6.7G values) is generated at disk speed.
 type randomCheckpoint struct {
 	infos []checkpoint.TensorInfo
 }
 
-func newRandomCheckpoint(cfg *config.Config) (*randomCheckpoint, error) {
+func newRandomCheckpoint(cfg *config.Config, dtype dtypes.DType) (*randomCheckpoint, error) {
 	specs, err := models.ExpectedTensors(cfg)
 	if err != nil {
 		return nil, err
 	}
 	r := &randomCheckpoint{}
 	for _, s := range specs {
-		r.infos = append(r.infos, checkpoint.TensorInfo{Name: s.Name, DType: dtypes.Float32, Shape: s.Shape, File: "random"})
+		r.infos = append(r.infos, checkpoint.TensorInfo{Name: s.Name, DType: dtype, Shape: s.Shape, File: "random"})
 	}
 	return r, nil
 }
 
 func (r *randomCheckpoint) Tensors() []checkpoint.TensorInfo { return r.infos }
 func (r *randomCheckpoint) Close() error                     { return nil }
+
+// randomChunk is the number of values generated from one PCG stream.
+const randomChunk = 1 << 20
 
 func (r *randomCheckpoint) Read(name string) (*tensors.Tensor, error) {
 	for _, ti := range r.infos {
@@ -80,24 +90,53 @@ func (r *randomCheckpoint) Read(name string) (*tensors.Tensor, error) {
 		}
 		h := fnv.New64a()
 		h.Write([]byte(name))
-		rng := rand.New(rand.NewPCG(h.Sum64(), 1))
-		t := tensors.FromShape(shapes.Make(dtypes.Float32, ti.Shape...))
-		tensors.MutableFlatData(t, func(data []float32) {
-			base := float32(0)
-			if len(ti.Shape) == 1 {
-				base = 1
-			}
-			// Uniform with standard deviation 0.02 (two values per random word: generating
-			// billions of values stays fast).
-			const half = 0.02 * 1.7320508 // √3·σ
-			for i := 0; i < len(data); i += 2 {
-				u := rng.Uint64()
-				data[i] = base + half*(2*float32(uint32(u))/(1<<32)-1)
-				if i+1 < len(data) {
-					data[i+1] = base + half*(2*float32(uint32(u>>32))/(1<<32)-1)
+		seed := h.Sum64()
+		base := float32(0)
+		if len(ti.Shape) == 1 {
+			base = 1
+		}
+		t := tensors.FromShape(shapes.Make(ti.DType, ti.Shape...))
+		n := t.Shape().Size()
+		var f32 []float32
+		var bf16 []bfloat16.BFloat16
+		switch ti.DType {
+		case dtypes.Float32:
+			tensors.MutableFlatData(t, func(d []float32) { f32 = d })
+		case dtypes.BFloat16:
+			tensors.MutableFlatData(t, func(d []bfloat16.BFloat16) { bf16 = d })
+		default:
+			return nil, errors.Errorf("random checkpoint: dtype %s not supported", ti.DType)
+		}
+		chunks := (n + randomChunk - 1) / randomChunk
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), chunks) {
+			wg.Go(func() {
+				for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
+					rng := rand.New(rand.NewPCG(seed, uint64(c)))
+					lo, hi := c*randomChunk, min((c+1)*randomChunk, n)
+					// Uniform with standard deviation 0.02, two values per random word.
+					const half = 0.02 * 1.7320508 // √3·σ
+					for i := lo; i < hi; i += 2 {
+						u := rng.Uint64()
+						v0 := base + half*(2*float32(uint32(u))/(1<<32)-1)
+						v1 := base + half*(2*float32(uint32(u>>32))/(1<<32)-1)
+						if f32 != nil {
+							f32[i] = v0
+							if i+1 < hi {
+								f32[i+1] = v1
+							}
+						} else { // truncated to bfloat16
+							bf16[i] = bfloat16.BFloat16(math.Float32bits(v0) >> 16)
+							if i+1 < hi {
+								bf16[i+1] = bfloat16.BFloat16(math.Float32bits(v1) >> 16)
+							}
+						}
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 		return t, nil
 	}
 	return nil, errors.Errorf("random checkpoint: no tensor %s", name)
@@ -114,7 +153,7 @@ func benchCheckpoint(b testing.TB, cfg *config.Config, dtype string) string {
 	if dtype == "bf16" {
 		dt = dtypes.BFloat16
 	}
-	r, err := newRandomCheckpoint(cfg)
+	r, err := newRandomCheckpoint(cfg, dt)
 	if err != nil {
 		b.Fatal(err)
 	}
