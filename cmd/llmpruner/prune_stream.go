@@ -91,6 +91,12 @@ func (e *env) streamChoice(f *pruneFlags, opts *prune.Options, saved *prune.Plan
 		if opts.Strategy == prune.Layer && !opts.RankLayers || opts.Strategy != prune.Layer && opts.Importance.Criterion == importance.Random {
 			job.Criterion = importance.Random // no weights needed for scoring
 		}
+		if opts.Strategy == prune.Layer && opts.RankLayers { // a forward-only sweep
+			job.Criterion, job.Streams = importance.L1, m.Config.NumLayers()+1
+			if opts.LayerCriterion == prune.LayerBI {
+				job.Streams = 1
+			}
+		}
 	} else {
 		job.Criterion = importance.Random // replaying a plan scores nothing
 	}

@@ -34,40 +34,71 @@ type FLAPEstimator struct {
 
 // Scores implements Estimator (head and MLP-channel families).
 func (e *FLAPEstimator) Scores(m *models.Model, fams []*groups.Family) ([][]float64, error) {
-	if err := e.collect(m); err != nil {
+	if err := e.collect(m.Config, func() (*InputStats, error) { return CollectInputStats(m, e.Calibration) }); err != nil {
 		return nil, errors.WithMessage(err, "flap importance")
 	}
-	return channelScores(m, fams, "flap", func(l int, attn bool, w []float64, D int) ([]float64, error) {
-		st := e.Stats.MLP[l]
-		if attn {
-			st = e.Stats.Attn[l]
-		}
-		C := len(st.Fluc)
-		c := make([]float64, C)
-		for j := range C {
-			ss := 0.0
-			for i := range D {
-				x := w[i*C+j]
-				ss += x * x
-			}
-			c[j] = st.Fluc[j] * ss
-			if attn {
-				c[j] *= c[j]
-			}
-		}
-		return standardize(c)
-	}, func(ch []float64) float64 { return mean(ch) })
+	return channelScores(m.Config, m.WeightFloat64, fams, "flap", e.channel, mean)
 }
 
-// collect computes the statistics unless they are given.
-func (e *FLAPEstimator) collect(m *models.Model) error {
+// StreamScores implements StreamEstimator: the statistics are collected layer by layer
+// (StreamInputStats) and the output projections read from the checkpoint one at a time.
+func (e *FLAPEstimator) StreamScores(src *StreamSource, fams []*groups.Family) ([][]float64, error) {
+	if err := e.collect(src.Config, func() (*InputStats, error) { return StreamInputStats(src, e.Calibration) }); err != nil {
+		return nil, errors.WithMessage(err, "flap importance")
+	}
+	return channelScores(src.Config, readerWeights(src), fams, "flap", e.channel, mean)
+}
+
+// channel is FLAP's standardized channel score of layer l's output projection W [D, C].
+func (e *FLAPEstimator) channel(l int, attn bool, w []float64, D int) ([]float64, error) {
+	st := e.Stats.MLP[l]
+	if attn {
+		st = e.Stats.Attn[l]
+	}
+	C := len(st.Fluc)
+	c := make([]float64, C)
+	for j := range C {
+		ss := 0.0
+		for i := range D {
+			x := w[i*C+j]
+			ss += x * x
+		}
+		c[j] = st.Fluc[j] * ss
+		if attn {
+			c[j] *= c[j]
+		}
+	}
+	return standardize(c)
+}
+
+// weightFunc reads a weight as float64 (row-major) with its dimensions.
+type weightFunc func(name string) ([]float64, []int, error)
+
+// readerWeights reads weights from src's checkpoint, one tensor at a time.
+func readerWeights(src *StreamSource) weightFunc {
+	return func(name string) ([]float64, []int, error) {
+		t, err := src.Reader.Read(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer t.FinalizeAll()
+		data, err := models.ToFloat64(t)
+		if err != nil {
+			return nil, nil, errors.WithMessage(err, name)
+		}
+		return data, t.Shape().Dimensions, nil
+	}
+}
+
+// collect computes the statistics (with stats) unless they are given.
+func (e *FLAPEstimator) collect(cfg *config.Config, stats func() (*InputStats, error)) error {
 	if e.Stats != nil {
-		return checkStats(m.Config, e.Stats)
+		return checkStats(cfg, e.Stats)
 	}
 	if len(e.Calibration) < 2 {
 		return errors.Errorf("FLAP's fluctuation needs at least 2 calibration samples (got %d)", len(e.Calibration))
 	}
-	st, err := CollectInputStats(m, e.Calibration)
+	st, err := stats()
 	if err != nil {
 		return err
 	}
@@ -84,7 +115,17 @@ func (e *FLAPEstimator) collect(m *models.Model) error {
 // (the removed inputs' mean contribution, so the layer's expected output is kept). FLAP computes
 // this in float16; here it is float64 over float32 statistics. Call after Scores.
 func (e *FLAPEstimator) Compensation(m *models.Model) func(l int, removedKV, removedMLP []int) ([]float64, []float64, error) {
-	cfg := m.Config.Clone()
+	return e.compensation(m.Config, m.WeightFloat64)
+}
+
+// StreamCompensation is Compensation for the model src reads from its checkpoint (the output
+// projections read when needed). Call after StreamScores.
+func (e *FLAPEstimator) StreamCompensation(src *StreamSource) func(l int, removedKV, removedMLP []int) ([]float64, []float64, error) {
+	return e.compensation(src.Config, readerWeights(src))
+}
+
+func (e *FLAPEstimator) compensation(cfg *config.Config, weight weightFunc) func(l int, removedKV, removedMLP []int) ([]float64, []float64, error) {
+	cfg = cfg.Clone()
 	fam := arch.Of(cfg)
 	return func(l int, removedKV, removedMLP []int) ([]float64, []float64, error) {
 		attn, mlp := fam.OutputProjections(cfg, l)
@@ -102,12 +143,12 @@ func (e *FLAPEstimator) Compensation(m *models.Model) func(l int, removedKV, rem
 					}
 				}
 			}
-			if ob, err = meanContribution(m, attn+".weight", e.Stats.Attn[l].Mean, cols); err != nil {
+			if ob, err = meanContribution(weight, attn+".weight", e.Stats.Attn[l].Mean, cols); err != nil {
 				return nil, nil, err
 			}
 		}
 		if len(removedMLP) > 0 {
-			if db, err = meanContribution(m, mlp+".weight", e.Stats.MLP[l].Mean, removedMLP); err != nil {
+			if db, err = meanContribution(weight, mlp+".weight", e.Stats.MLP[l].Mean, removedMLP); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -116,8 +157,8 @@ func (e *FLAPEstimator) Compensation(m *models.Model) func(l int, removedKV, rem
 }
 
 // meanContribution is Σ_{j ∈ cols} W[:, j]·mean_j for the weight W [D, C] named name.
-func meanContribution(m *models.Model, name string, mean []float64, cols []int) ([]float64, error) {
-	w, dims, err := m.WeightFloat64(name)
+func meanContribution(weight weightFunc, name string, mean []float64, cols []int) ([]float64, error) {
+	w, dims, err := weight(name)
 	if err != nil {
 		return nil, err
 	}
@@ -151,40 +192,58 @@ type WandaSPEstimator struct {
 
 // Scores implements Estimator (head and MLP-channel families).
 func (e *WandaSPEstimator) Scores(m *models.Model, fams []*groups.Family) ([][]float64, error) {
-	if e.Stats == nil {
-		st, err := CollectInputStats(m, e.Calibration)
-		if err != nil {
-			return nil, errors.WithMessage(err, "wanda-sp importance")
-		}
-		e.Stats = st
-	} else if err := checkStats(m.Config, e.Stats); err != nil {
+	if err := e.collect(m.Config, func() (*InputStats, error) { return CollectInputStats(m, e.Calibration) }); err != nil {
 		return nil, errors.WithMessage(err, "wanda-sp importance")
 	}
+	return channelScores(m.Config, m.WeightFloat64, fams, "wanda-sp", e.channel, sum)
+}
+
+// StreamScores implements StreamEstimator: the statistics are collected layer by layer
+// (StreamInputStats) and the output projections read from the checkpoint one at a time.
+func (e *WandaSPEstimator) StreamScores(src *StreamSource, fams []*groups.Family) ([][]float64, error) {
+	if err := e.collect(src.Config, func() (*InputStats, error) { return StreamInputStats(src, e.Calibration) }); err != nil {
+		return nil, errors.WithMessage(err, "wanda-sp importance")
+	}
+	return channelScores(src.Config, readerWeights(src), fams, "wanda-sp", e.channel, sum)
+}
+
+// collect computes the statistics (with stats) unless they are given.
+func (e *WandaSPEstimator) collect(cfg *config.Config, stats func() (*InputStats, error)) error {
+	if e.Stats != nil {
+		return checkStats(cfg, e.Stats)
+	}
+	st, err := stats()
+	if err != nil {
+		return err
+	}
+	e.Stats = st
+	return nil
+}
+
+// channel is Wanda-sp's channel score of layer l's output projection W [D, C].
+func (e *WandaSPEstimator) channel(l int, attn bool, w []float64, D int) ([]float64, error) {
 	N := float64(e.Stats.Samples)
-	return channelScores(m, fams, "wanda-sp", func(l int, attn bool, w []float64, D int) ([]float64, error) {
-		st := e.Stats.MLP[l]
-		if attn {
-			st = e.Stats.Attn[l]
+	st := e.Stats.MLP[l]
+	if attn {
+		st = e.Stats.Attn[l]
+	}
+	C := len(st.SumSq)
+	s := make([]float64, C)
+	for j := range C {
+		a := 0.0
+		for i := range D {
+			a += math.Abs(w[i*C+j])
 		}
-		C := len(st.SumSq)
-		s := make([]float64, C)
-		for j := range C {
-			a := 0.0
-			for i := range D {
-				a += math.Abs(w[i*C+j])
-			}
-			s[j] = a / float64(D) * math.Sqrt(st.SumSq[j]/N)
-		}
-		return s, nil
-	}, sum)
+		s[j] = a / float64(D) * math.Sqrt(st.SumSq[j]/N)
+	}
+	return s, nil
 }
 
 // channelScores scores head and MLP-channel families from per-input-channel scores of the
 // layer's output projections (o_proj / down_proj): channel(l, attn, W, D) gives the layer's channel scores from the projection's weight
 // W [D, C] (row-major float64), and head reduces a head group's channel scores.
-func channelScores(m *models.Model, fams []*groups.Family, name string,
+func channelScores(cfg *config.Config, weight weightFunc, fams []*groups.Family, name string,
 	channel func(l int, attn bool, w []float64, D int) ([]float64, error), head func([]float64) float64) ([][]float64, error) {
-	cfg := m.Config
 	fam := arch.Of(cfg)
 	out := make([][]float64, len(fams))
 	for fi, f := range fams {
@@ -198,7 +257,7 @@ func channelScores(m *models.Model, fams []*groups.Family, name string,
 		default:
 			return nil, errors.Errorf("%s importance scores attention heads and MLP channels (block pruning), not %ss", name, f.Kind)
 		}
-		w, dims, err := m.WeightFloat64(tensor)
+		w, dims, err := weight(tensor)
 		if err != nil {
 			return nil, err
 		}

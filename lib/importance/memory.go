@@ -24,6 +24,9 @@ type MemoryJob struct {
 	Hidden bool
 	// Stored is the dtype the checkpoint stores the weights in (bf16 halves the loaded model).
 	Stored dtypes.DType
+	// Streams > 0 is a forward-only layer sweep (layer ranking) holding Streams hidden states of
+	// the calibration batch: 1 for Block Influence, L+1 for the layer-skip loss.
+	Streams int
 }
 
 func (j MemoryJob) storedSize() int64 {
@@ -68,6 +71,14 @@ func InMemoryBytes(cfg *config.Config, j MemoryJob) int64 {
 // on top of the process's ~40 MB; runtimeBytes covers the differences.
 func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 	f32 := func(n int64) int64 { return 4 * n }
+	if j.Streams > 0 || j.Criterion == FLAP || j.Criterion == WandaSP { // forward-only layer sweep
+		rows := min(max(j.Samples, 1), statsBatch)
+		if j.Streams > 1 {
+			rows = max(j.Samples, 1) // the layer-skip loss runs the calibration batch whole
+		}
+		tokens := int64(max(j.Streams, 1)) * int64(j.Samples) * int64(j.SeqLen)
+		return models.SweepBytes(cfg, j.Stored, tokens, rows, max(j.SeqLen, 1))
+	}
 	var peak int64
 	if j.Criterion != Taylor { // one tensor at a time
 		for _, s := range models.OuterTensors(cfg) {

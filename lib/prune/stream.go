@@ -6,10 +6,14 @@ package prune
 // layer's working set (importance.StreamSource) or one tensor, never the whole model.
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups"
@@ -19,7 +23,7 @@ import (
 )
 
 // CheckStreamable returns an error when opts cannot be carried out on a streamed model: one step
-// (IterativeSteps 1, rescoring would need the pruned model), no ranked layer pruning, LLaMA family.
+// (IterativeSteps 1, rescoring would need the pruned model), no reconstruction, LLaMA layout.
 func CheckStreamable(cfg *config.Config, opts Options) error {
 	if err := models.CheckStaged(cfg); err != nil {
 		return err
@@ -27,19 +31,17 @@ func CheckStreamable(cfg *config.Config, opts Options) error {
 	switch {
 	case opts.steps() > 1:
 		return errors.Errorf("streamed pruning makes one step (IterativeSteps %d rescores the pruned model between steps)", opts.IterativeSteps)
-	case opts.Strategy == Layer && opts.RankLayers:
-		return errors.New("streamed pruning cannot rank layers (RankLayers) yet: keep the first layers or load the model")
 	case opts.Reconstruct:
 		return errors.New("streamed pruning cannot reconstruct (Reconstruct re-fits layers of the loaded model)")
-	case opts.Strategy != Layer && (opts.Importance.Criterion == importance.FLAP || opts.Importance.Criterion == importance.WandaSP):
-		return errors.Errorf("streamed pruning supports the taylor, l1, l2 and random criteria, not %s (its calibration statistics are not streamed yet)", opts.Importance.Criterion)
 	}
 	return nil
 }
 
 // StreamScore is Score for the model src reads from its checkpoint (see CheckStreamable for what
-// is supported): Taylor importance layer by layer (TaylorEstimator.StreamScores), l1/l2 one tensor
-// at a time, random without weights.
+// is supported): Taylor importance layer by layer (TaylorEstimator.StreamScores), FLAP and Wanda-sp
+// from activation statistics collected layer by layer (with FLAP's bias compensation), l1/l2 one
+// tensor at a time, random without weights; ranked layer pruning by Block Influence or layer-skip
+// loss in one sweep.
 func StreamScore(src *importance.StreamSource, opts Options) (s *Scores, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -57,14 +59,14 @@ func StreamScore(src *importance.StreamSource, opts Options) (s *Scores, err err
 		return nil, err
 	}
 	if opts.Strategy == Layer {
-		return &Scores{}, nil
+		return streamRankLayers(src, opts)
 	}
 	fams, err := familiesOf(cfg, &opts)
 	if err != nil {
 		return nil, err
 	}
 	impOpts := opts.Importance
-	if impOpts.Criterion == importance.Taylor {
+	if c := impOpts.Criterion; c == importance.Taylor || c == importance.FLAP || c == importance.WandaSP {
 		if impOpts.Calibration, err = opts.Sampler(1); err != nil {
 			return nil, errors.WithMessage(err, "calibration samples")
 		}
@@ -81,13 +83,41 @@ func StreamScore(src *importance.StreamSource, opts Options) (s *Scores, err err
 	if err != nil {
 		return nil, err
 	}
-	return scoresOf(cfg.NumLayers(), fams, raw), nil
+	s = scoresOf(cfg.NumLayers(), fams, raw)
+	if f, ok := est.(*importance.FLAPEstimator); ok {
+		s.Compensate = f.StreamCompensation(src)
+	}
+	return s, nil
+}
+
+// streamRankLayers is score's layer ranking (RankLayers) for a streamed model.
+func streamRankLayers(src *importance.StreamSource, opts Options) (*Scores, error) {
+	if !opts.RankLayers {
+		return &Scores{}, nil
+	}
+	calib, err := opts.Sampler(1)
+	if err != nil {
+		return nil, errors.WithMessage(err, "calibration samples for layer ranking")
+	}
+	if opts.LayerCriterion == LayerBI {
+		bi, err := importance.StreamBlockInfluence(src, calib)
+		if err != nil {
+			return nil, err
+		}
+		return &Scores{Layers: bi}, nil
+	}
+	_, delta, err := importance.StreamLayerSkipLoss(src, calib)
+	if err != nil {
+		return nil, err
+	}
+	return &Scores{Layers: delta}, nil
 }
 
 // WriteStreamed writes the model that Apply(plan) makes of the checkpoint r (a model of config
 // cfg) into the Hugging Face directory dir, reading, slicing and writing one tensor at a time
-// (checkpoint.SaveHFFromReader: atomic, save.DType converts). Plans with bias compensation are
-// refused (the added biases need the loaded model). It returns the pruned config.
+// (checkpoint.SaveHFFromReader: atomic, save.DType converts). Bias compensation is added as
+// AddBiases adds it (biases the family then implies are created as zeros). It returns the pruned
+// config.
 func WriteStreamed(cfg *config.Config, r checkpoint.Reader, plan *Plan, dir string, save checkpoint.SaveOptions) (*config.Config, error) {
 	if err := plan.validate(); err != nil {
 		return nil, errors.WithMessage(err, "apply plan")
@@ -96,9 +126,6 @@ func WriteStreamed(cfg *config.Config, r checkpoint.Reader, plan *Plan, dir stri
 		return nil, errors.WithMessage(err, "apply plan")
 	}
 	rem := removalOf(cfg, plan)
-	if len(rem.oBias) > 0 || len(rem.downBias) > 0 {
-		return nil, errors.New("apply plan: bias compensation cannot be written from a streamed checkpoint (load the model)")
-	}
 	remove, err := rem.groups(cfg)
 	if err != nil {
 		return nil, err
@@ -106,6 +133,12 @@ func WriteStreamed(cfg *config.Config, r checkpoint.Reader, plan *Plan, dir stri
 	mid, err := groupsRemovedConfig(cfg, remove)
 	if err != nil {
 		return nil, err
+	}
+	var adds map[string][]float64
+	if len(rem.oBias) > 0 || len(rem.downBias) > 0 {
+		if mid, adds, err = biasAdds(mid, rem.oBias, rem.downBias); err != nil {
+			return nil, err
+		}
 	}
 	drop := map[int]bool{}
 	for _, l := range rem.layers {
@@ -115,7 +148,7 @@ func WriteStreamed(cfg *config.Config, r checkpoint.Reader, plan *Plan, dir stri
 	if err := final.Validate(); err != nil {
 		return nil, errors.WithMessage(err, "pruned config")
 	}
-	pr, err := newPrunedReader(cfg, final, r, tensorCuts(remove), kept)
+	pr, err := newPrunedReader(cfg, final, r, tensorCuts(remove), kept, adds)
 	if err != nil {
 		return nil, err
 	}
@@ -125,16 +158,54 @@ func WriteStreamed(cfg *config.Config, r checkpoint.Reader, plan *Plan, dir stri
 	return final, nil
 }
 
+// biasAdds is AddBiases for a streamed write: the config with the biases turned on, and per bias
+// (unpruned layer numbering) the values to add — nil for a bias created as zeros.
+func biasAdds(cfg *config.Config, oBias, downBias map[int][]float64) (*config.Config, map[string][]float64, error) {
+	next := cfg.Clone()
+	if err := arch.Of(cfg).EnableBiases(next, len(oBias) > 0, len(downBias) > 0); err != nil {
+		return nil, nil, errors.WithMessage(err, "bias compensation")
+	}
+	adds := map[string][]float64{}
+	had := map[string]bool{}
+	for _, t := range arch.Of(cfg).Tensors(cfg) {
+		had[t.Name] = true
+	}
+	for _, t := range arch.Of(next).Tensors(next) {
+		if !had[t.Name] {
+			adds[t.Name] = nil
+		}
+	}
+	for _, pair := range []struct {
+		vals map[int][]float64
+		attn bool
+	}{{oBias, true}, {downBias, false}} {
+		for l, v := range pair.vals {
+			if len(v) != cfg.Hidden {
+				return nil, nil, errors.Errorf("layer %d output bias has %d values, hidden size is %d", l, len(v), cfg.Hidden)
+			}
+			attn, mlp := arch.Of(next).OutputBiases(next, l)
+			if pair.attn {
+				adds[attn] = v
+			} else {
+				adds[mlp] = v
+			}
+		}
+	}
+	return next, adds, nil
+}
+
 // prunedReader presents the pruned model's tensors, read from the unpruned checkpoint and sliced
-// on demand.
+// on demand, with compensation biases added (or created).
 type prunedReader struct {
 	src   checkpoint.Reader
 	infos []checkpoint.TensorInfo
 	from  map[string]string        // pruned tensor name → unpruned name
 	cuts  map[string]map[int][]int // unpruned name → axis → removed indices
+	adds  map[string][]float64     // unpruned bias name → values to add (nil: created as zeros)
+	dtype map[string]dtypes.DType  // created biases → their dtype (the weight's)
 }
 
-func newPrunedReader(cfg, final *config.Config, src checkpoint.Reader, cuts map[string]map[int][]int, keptLayers []int) (*prunedReader, error) {
+func newPrunedReader(cfg, final *config.Config, src checkpoint.Reader, cuts map[string]map[int][]int, keptLayers []int, adds map[string][]float64) (*prunedReader, error) {
 	specs, err := models.ExpectedTensors(final)
 	if err != nil {
 		return nil, err
@@ -143,11 +214,12 @@ func newPrunedReader(cfg, final *config.Config, src checkpoint.Reader, cuts map[
 	for _, ti := range src.Tensors() {
 		srcInfo[ti.Name] = ti
 	}
-	p := &prunedReader{src: src, from: map[string]string{}, cuts: cuts}
+	p := &prunedReader{src: src, from: map[string]string{}, cuts: cuts, adds: adds, dtype: map[string]dtypes.DType{}}
+	prefix := arch.Of(final).LayerPrefix()
 	for newIdx, l := range keptLayers {
-		to, from := groups.LayerTensors(final, newIdx), groups.LayerTensors(cfg, l)
-		for i := range to {
-			p.from[to[i]] = from[i]
+		to, from := fmt.Sprintf(prefix, newIdx), fmt.Sprintf(arch.Of(cfg).LayerPrefix(), l)
+		for _, n := range groups.LayerTensors(final, newIdx) {
+			p.from[n] = from + strings.TrimPrefix(n, to)
 		}
 	}
 	for _, s := range specs {
@@ -157,6 +229,15 @@ func newPrunedReader(cfg, final *config.Config, src checkpoint.Reader, cuts map[
 			p.from[s.Name] = name
 		}
 		ti, ok := srcInfo[name]
+		if _, add := adds[name]; !ok && add && strings.HasSuffix(name, ".bias") {
+			w, ok := srcInfo[strings.TrimSuffix(name, ".bias")+".weight"]
+			if !ok {
+				return nil, errors.Errorf("apply plan: checkpoint has no tensor %s.weight", strings.TrimSuffix(name, ".bias"))
+			}
+			p.dtype[name] = w.DType
+			p.infos = append(p.infos, checkpoint.TensorInfo{Name: s.Name, DType: w.DType, Shape: s.Shape, File: w.File})
+			continue
+		}
 		if !ok {
 			return nil, errors.Errorf("apply plan: checkpoint has no tensor %s", name)
 		}
@@ -184,6 +265,34 @@ func (p *prunedReader) Read(name string) (*tensors.Tensor, error) {
 	src, ok := p.from[name]
 	if !ok {
 		return nil, errors.Errorf("pruned model has no tensor %q", name)
+	}
+	t, err := p.read(src)
+	if err != nil {
+		return nil, err
+	}
+	vals, ok := p.adds[src]
+	if !ok || vals == nil {
+		return t, nil
+	}
+	defer t.FinalizeAll()
+	cur, err := models.ToFloat64(t) // as AddBiases: float64 sum, rounded once to the bias's dtype
+	if err != nil {
+		return nil, errors.WithMessage(err, src)
+	}
+	for i, x := range vals {
+		cur[i] += x
+	}
+	return models.FromFloat64(cur, t.DType(), len(cur))
+}
+
+// read reads the unpruned tensor src sliced by its cuts (zeros for a created bias).
+func (p *prunedReader) read(src string) (*tensors.Tensor, error) {
+	if dt, ok := p.dtype[src]; ok {
+		for _, ti := range p.infos {
+			if p.from[ti.Name] == src {
+				return models.FromFloat64(make([]float64, ti.Shape[0]), dt, ti.Shape[0])
+			}
+		}
 	}
 	t, err := p.src.Read(src)
 	if err != nil {

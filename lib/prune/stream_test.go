@@ -3,6 +3,7 @@ package prune
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
@@ -14,7 +15,10 @@ import (
 // TestStreamedPruneEqualsInMemory prunes a random LLaMA (MHA and GQA layers of different sizes)
 // from its checkpoint without loading it (StreamScore → Select → WriteStreamed) and in memory
 // (Prune → Save), and requires the same plan and tensor-for-tensor identical checkpoints: block
-// pruning with Taylor param_first and param_mix, channel pruning with l2, layer pruning.
+// pruning with Taylor param_first and param_mix, FLAP (adaptive and uniform, with its bias
+// compensation: o_proj/down_proj biases added, the other biases created as zeros) and Wanda-sp,
+// channel pruning with l2, layer pruning (first layers, ranked by layer-skip loss and by Block
+// Influence).
 func TestStreamedPruneEqualsInMemory(t *testing.T) {
 	be := groupstest.Backend(t)
 	cfg := groupstest.Config(t, map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 4,
@@ -36,6 +40,14 @@ func TestStreamedPruneEqualsInMemory(t *testing.T) {
 			Importance: importance.Options{Criterion: importance.Taylor, Taylor: importance.ParamMix}}},
 		{"channel-l2", Options{Strategy: Channel, Ratio: 0.25, Importance: importance.Options{Criterion: importance.L2}}},
 		{"layer", Options{Strategy: Layer, KeepLayers: 3}},
+		{"block-flap-adaptive", Options{Strategy: Block, Ratio: 0.4, Structure: Adaptive, Sampler: sampler,
+			Importance: importance.Options{Criterion: importance.FLAP}}},
+		{"block-flap-uniform", Options{Strategy: Block, Ratio: 0.5, AttnLayers: attn, MLPLayers: attn, Sampler: sampler,
+			Importance: importance.Options{Criterion: importance.FLAP}}},
+		{"block-wanda-sp", Options{Strategy: Block, Ratio: 0.5, AttnLayers: attn, MLPLayers: attn, Sampler: sampler,
+			Importance: importance.Options{Criterion: importance.WandaSP}}},
+		{"layer-rank-loss", Options{Strategy: Layer, KeepLayers: 2, RankLayers: true, Sampler: sampler}},
+		{"layer-rank-bi", Options{Strategy: Layer, KeepLayers: 3, RankLayers: true, LayerCriterion: LayerBI, Sampler: sampler}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := models.Load(be, dir, models.LoadOptions{})
@@ -79,6 +91,22 @@ func TestStreamedPruneEqualsInMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameTensors(t, memDir, streamDir)
+			if tc.opts.Importance.Criterion == importance.FLAP { // the compensation biases were written
+				sr, err := checkpoint.Open(streamDir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sr.Close()
+				biases := 0
+				for _, ti := range sr.Tensors() {
+					if strings.HasSuffix(ti.Name, "o_proj.bias") || strings.HasSuffix(ti.Name, "down_proj.bias") {
+						biases++
+					}
+				}
+				if biases == 0 {
+					t.Error("the FLAP-pruned checkpoint has no o_proj/down_proj biases")
+				}
+			}
 		})
 	}
 }
@@ -114,14 +142,13 @@ func sameTensors(t *testing.T, a, b string) {
 	}
 }
 
-// TestStreamedPruneRefusals: iterative steps, ranked layers and bias-compensated plans are refused
-// with messages naming the option.
+// TestStreamedPruneRefusals: iterative steps and reconstruction are refused with messages naming
+// the option.
 func TestStreamedPruneRefusals(t *testing.T) {
 	cfg := groupstest.Tiny(t)
 	for _, o := range []Options{
 		{Strategy: Block, Ratio: 0.5, IterativeSteps: 2, Importance: importance.Options{Criterion: importance.L1}},
-		{Strategy: Layer, KeepLayers: 2, RankLayers: true},
-		{Strategy: Block, Ratio: 0.5, Importance: importance.Options{Criterion: importance.FLAP}},
+		{Strategy: Block, Ratio: 0.5, Reconstruct: true, Importance: importance.Options{Criterion: importance.L1}},
 	} {
 		if err := CheckStreamable(cfg, o); err == nil {
 			t.Errorf("%+v accepted", o)
