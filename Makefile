@@ -43,7 +43,7 @@ test: vet
 # The XLA (GPU) backend is behind the build tag "xla": vet keeps that build compiling.
 vet:
 	go vet ./...
-	go vet -tags xla ./lib/backend ./cmd/llmpruner
+	go vet -tags xla ./lib/backend ./lib/lora ./cmd/llmpruner
 
 # Benchmarks: model forward/backward (stories260K, a LLaMA-7B / ChatGLM-6B layer), Taylor importance
 # time and peak memory, LoRA training vs full training, zero-shot with shared contexts, checkpoint

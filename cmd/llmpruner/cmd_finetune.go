@@ -28,7 +28,7 @@ var finetuneCmd = &command{
       [--lora-r 8 --lora-alpha 16 --lora-dropout 0.05 --lora-targets q,k,v,o,gate,up,down]
       [--epochs 2 | --max-steps N] [--lr 1e-4] [--batch 64 --micro-batch 4] [--warmup-steps 100]
       [--cutoff-len 256] [--train-on-inputs] [--val-size 2000] [--eval-every 100] [--eval-data NAME=PATH ...]
-      [--save-every 200 --keep 20] [--resume DIR] [--keep-last] [--merge] [--seed 42] [--json]`,
+      [--save-every 200 --keep 20] [--resume DIR] [--keep-last] [--merge] [--seed 42] [--tensor-parallel N] [--json]`,
 	details: `As LLM-Pruner's post_training.py (PEFT LoRA + the Hugging Face Trainer): AdamW, linear warm-up then
 linear decay, gradient clipping at 1.0, --batch examples per optimizer step in micro-batches of
 --micro-batch (gradient accumulation), validation loss every --eval-every steps.
@@ -45,6 +45,9 @@ the best validation loss unless --keep-last), training_log.json, and checkpoint-
 latest checkpoint of DIR) bit-identically; give the same flags and data. --merge also writes
 --out/merged: a plain Hugging Face model with W + (alpha/r)·B·A folded in, written atomically.
 Ctrl-C stops cleanly between steps (resume with --resume --out DIR).
+--tensor-parallel N splits the model over N devices (heads and MLP channels per device, XLA's
+partitioner; GPUs through the xla build, see README "Several GPUs"); the pure-Go CPU backend has
+one device and refuses it.
 Use the adapter with any command's --adapter DIR, or merge it later with convert --adapter.`,
 	examples: []string{
 		"llmpruner finetune --model ./llama-7b-pruned --data $LLMPRUNER_DATA/text/alpaca/alpaca_first5000.json --out ./lora --epochs 2 --merge",
@@ -65,6 +68,7 @@ type finetuneFlags struct {
 	warmup, cutoff, valSize            int
 	evalEvery, saveEvery, keep         int
 	seed                               int64
+	tensorParallel                     int
 	trainOnInputs, merge, keepLast     bool
 	evalData                           stringsFlag
 }
@@ -121,6 +125,7 @@ func runFinetune(e *env, args []string) error {
 	fs.BoolVar(&f.keepLast, "keep-last", false, "write the last adapter instead of the one with the best validation loss")
 	fs.BoolVar(&f.merge, "merge", false, "also write --out/merged: the model with the adapter folded into its weights")
 	fs.Int64Var(&f.seed, "seed", 42, "seed of the adapter init, validation split, data order and dropout")
+	fs.IntVar(&f.tensorParallel, "tensor-parallel", 0, "split the model over `N` devices (XLA backends with several devices; 0 = one device, no mesh)")
 	if err := e.parse(args); err != nil {
 		return err
 	}
@@ -246,6 +251,8 @@ func (f *finetuneFlags) validate(e *env) (lora.TrainOptions, lora.Config, error)
 		return o, lora.Config{}, usageErrorf("--cutoff-len %d must be at least 2", f.cutoff)
 	case f.valSize < 0 || f.warmup < 0 || f.evalEvery < 0 || f.saveEvery < 0 || f.keep < 1:
 		return o, lora.Config{}, usageErrorf("--val-size, --warmup-steps, --eval-every and --save-every must be ≥ 0 and --keep ≥ 1")
+	case f.tensorParallel < 0:
+		return o, lora.Config{}, usageErrorf("--tensor-parallel %d must be ≥ 0", f.tensorParallel)
 	case !(f.lr > 0) || math.IsInf(f.lr, 0):
 		return o, lora.Config{}, usageErrorf("--lr %g must be a positive number", f.lr)
 	}
@@ -273,7 +280,7 @@ func (f *finetuneFlags) validate(e *env) (lora.TrainOptions, lora.Config, error)
 	}
 	o = lora.TrainOptions{LoRA: cfg, LearningRate: f.lr, BatchSize: f.batch, MicroBatch: f.micro,
 		WarmupSteps: f.warmup, Seed: f.seed, OutDir: f.out, KeepCheckpoints: f.keep, Resume: f.resume,
-		KeepLast: f.keepLast, EvalEvery: f.evalEvery, SaveEvery: f.saveEvery}
+		KeepLast: f.keepLast, EvalEvery: f.evalEvery, SaveEvery: f.saveEvery, TensorParallel: f.tensorParallel}
 	if f.maxSteps > 0 {
 		o.MaxSteps = f.maxSteps
 	} else {

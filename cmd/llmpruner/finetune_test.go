@@ -256,6 +256,8 @@ func TestFinetuneBadInput(t *testing.T) {
 		{"epochs and max-steps", finetuneArgs(model, data, out, "--epochs", "1"), 2, []string{"--epochs or --max-steps"}},
 		{"batch not multiple", finetuneArgs(model, data, out, "--micro-batch", "3"), 2, []string{"not a multiple"}},
 		{"bad format", finetuneArgs(model, data, out, "--data-format", "csv"), 2, []string{"--data-format"}},
+		{"tensor parallel on the Go backend", finetuneArgs(model, data, out, "--tensor-parallel", "2"), 1, []string{"over 2 devices", "has 1"}},
+		{"tensor parallel negative", finetuneArgs(model, data, out, "--tensor-parallel", "-1"), 2, []string{"--tensor-parallel -1"}},
 		{"missing data", finetuneArgs(model, filepath.Join(dir, "nope.txt"), out), 1, []string{"nope.txt"}},
 		{"no --out", []string{"finetune", "--model", model, "--data", data}, 2, []string{"--out is required"}},
 		{"resume non-checkpoint", finetuneArgs(model, data, out, "--resume", dir), 1, []string{"not a checkpoint"}},

@@ -25,6 +25,11 @@ type TrainOptions struct {
 	AdamEpsilon  float64 // 1e-8 (PyTorch's; GoMLX's Adam defaults to 1e-7)
 	Seed         int64   // seed of the adapter init, data order and dropout masks (42)
 
+	// TensorParallel > 0 splits the model over that many devices of the backend (Megatron-style
+	// tensor parallelism through XLA's partitioner: heads and MLP channels per device, see
+	// lib/shard); 0 runs on one device without a mesh. The Go backend has one device.
+	TensorParallel int
+
 	EvalEvery int       // evaluate every N optimizer steps (100); negative = only at the end
 	ExtraEval []EvalSet // token streams whose perplexity is also measured at each evaluation
 	PPLSeqLen int       // perplexity window for ExtraEval (128)
@@ -114,6 +119,8 @@ func (o TrainOptions) resolved() (TrainOptions, error) {
 		return o, errors.Errorf("batch size %d is not a multiple of the micro-batch size %d (--batch, --micro-batch)", o.BatchSize, o.MicroBatch)
 	case o.WeightDecay < 0 || o.AdamBeta1 < 0 || o.AdamBeta1 >= 1 || o.AdamBeta2 < 0 || o.AdamBeta2 >= 1 || o.AdamEpsilon < 0:
 		return o, errors.Errorf("AdamW settings out of range: betas (%g, %g), eps %g, weight decay %g", o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon, o.WeightDecay)
+	case o.TensorParallel < 0:
+		return o, errors.Errorf("tensor parallelism over %d devices: must not be negative", o.TensorParallel)
 	case o.KeepCheckpoints < 0:
 		return o, errors.Errorf("keep %d checkpoints: must be positive", o.KeepCheckpoints)
 	}

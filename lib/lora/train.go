@@ -182,6 +182,14 @@ func (tr *trainer) buildExecs() (err error) {
 	if err != nil {
 		return errors.WithMessage(err, "finetune: building the evaluation graph")
 	}
+	if tr.o.TensorParallel > 0 {
+		mesh, err := tensorParallel(m, tr.adapter, tr.o.TensorParallel)
+		if err != nil {
+			return err
+		}
+		tr.stepExec.AutoSharding(mesh)
+		tr.evalExec.AutoSharding(mesh)
+	}
 	tr.stepExec.SetMaxCache(64)
 	tr.evalExec.SetMaxCache(64)
 	return nil
