@@ -85,11 +85,14 @@ func Finetune(ctx context.Context, m *models.Model, ds *Dataset, opts TrainOptio
 		return nil, err
 	}
 	defer func() {
+		if r := recover(); r != nil {
+			// A panic inside GoMLX's graph building leaves the Exec waiting for that graph:
+			// finalizing it would block forever, so it is left to the garbage collector.
+			err = errors.Errorf("finetune: %v", r)
+			return
+		}
 		tr.stepExec.Finalize()
 		tr.evalExec.Finalize()
-		if r := recover(); r != nil {
-			err = errors.Errorf("finetune: %v", r)
-		}
 	}()
 	return tr.run()
 }
