@@ -261,7 +261,7 @@ func (f *finetuneFlags) validate(e *env) (lora.TrainOptions, lora.Config, error)
 	}
 	cfg := lora.Config{R: f.r, Alpha: f.alpha, Dropout: f.dropout, Targets: lora.ParseTargets(f.targets)}
 	if err := cfg.Validate(); err != nil {
-		return o, cfg, usageErrorf("%v", err)
+		return o, cfg, usageErrorf("%w", err)
 	}
 	if e.adapter != "" {
 		for _, name := range []string{"lora-r", "lora-alpha", "lora-dropout", "lora-targets"} {
@@ -332,7 +332,7 @@ func readEvalSets(specs []string) ([]data.TextSet, []string, error) {
 	for i, spec := range specs {
 		set, err := data.ParseTextSet(spec, os.Getenv(data.DataDirEnv))
 		if err != nil {
-			return nil, nil, errors.WithMessage(err, "--eval-data")
+			return nil, nil, asFlag(err, data.OptTextSet, "--eval-data")
 		}
 		if texts[i], err = set.Read(); err != nil {
 			return nil, nil, errors.WithMessage(err, "--eval-data")

@@ -7,13 +7,17 @@ import (
 )
 
 // usageError marks a mistake on the command line (exit code 2).
-type usageError struct{ msg string }
+type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.err.Error() }
 
-// usageErrorf returns a usageError with a formatted message; the message should name the flag.
+// Unwrap returns what the message wraps (%w).
+func (e *usageError) Unwrap() error { return errors.Unwrap(e.err) }
+
+// usageErrorf returns a usageError with a message formatted as fmt.Errorf does (%w wraps, so that
+// a library option.Error inside is reported with its flag); the message should name the flag.
 func usageErrorf(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
 func isUsage(err error) bool {

@@ -248,7 +248,7 @@ func TestFinetuneBadInput(t *testing.T) {
 		{"empty alpaca", finetuneArgs(model, emptyJSON, out), 1, []string{"empty.json"}},
 		{"empty text", finetuneArgs(model, emptyText, out), 1, []string{"empty.txt"}},
 		{"cutoff shorter than the prompt", finetuneArgs(model, longPrompt, out, "--cutoff-len", "16", "--val-size", "0"), 1, []string{"cutoff"}},
-		{"r 0", finetuneArgs(model, data, out, "--lora-r", "0"), 2, []string{"rank r = 0", "--lora-r"}},
+		{"r 0", finetuneArgs(model, data, out, "--lora-r", "0"), 2, []string{"--lora-r 0: the LoRA rank must be positive"}},
 		{"r negative", finetuneArgs(model, data, out, "--lora-r", "-4"), 2, []string{"must be positive"}},
 		{"unknown target", finetuneArgs(model, data, out, "--lora-targets", "q,lm_head"), 2, []string{`unknown LoRA target module "lm_head"`}},
 		{"ChatGLM target on LLaMA", finetuneArgs(model, data, out, "--lora-targets", "query_key_value"), 1, []string{`"query_key_value" for llama models`}},

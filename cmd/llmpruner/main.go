@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 
 // reportError prints err as the single line "llmpruner: <command>: <message>".
 func reportError(w io.Writer, cmdName string, err error) {
-	msg := oneLine(err.Error())
+	msg := oneLine(errorMessage(err))
 	if cmdName == "llmpruner" {
 		fmt.Fprintf(w, "llmpruner: %s\n", msg)
 		return

@@ -63,7 +63,10 @@ func TestPlanBadInput(t *testing.T) {
 		{"no ratio", nil, 2, "--ratio is required"},
 		{"empty range", []string{"--ratio", "0.2", "--attn-layers", "4:4"}, 2, "--attn-layers 4:4 is empty"},
 		{"reversed range", []string{"--ratio", "0.2", "--mlp-layers", "30:4"}, 2, "--mlp-layers 30:4 is reversed"},
-		{"range beyond model", []string{"--ratio", "0.2", "--attn-layers", "4:40"}, 1, "beyond the model"},
+		// Checked by the library (prune.Options.Validate), reported with the flags.
+		{"range beyond model", []string{"--ratio", "0.2", "--attn-layers", "4:40"}, 1, "--attn-layers 4:40 is beyond the model"},
+		{"global layer-wise", []string{"--strategy", "layer", "--ratio", "0.2", "--global"}, 1, "--global applies to block-wise pruning, not --strategy layer"},
+		{"too many layers kept", []string{"--strategy", "layer", "--keep-layers", "99"}, 1, "--keep-layers 99: the model has 32 layers"},
 		{"bad range", []string{"--ratio", "0.2", "--attn-layers", "4-30"}, 2, "--attn-layers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

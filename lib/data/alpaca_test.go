@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -140,7 +141,7 @@ func TestTokenizeAlpaca(t *testing.T) {
 	t.Run("prompt longer than cutoff", func(t *testing.T) {
 		for _, cutoff := range []int{10, len(user)} {
 			_, _, err := TokenizeAlpaca(byteTok{}, rec, cutoff, false)
-			if !errors.Is(err, ErrPromptTooLong) || !strings.Contains(err.Error(), "--cutoff-len") {
+			if !errors.Is(err, ErrPromptTooLong) || !strings.Contains(err.Error(), string(OptCutoff)+" "+strconv.Itoa(cutoff)) {
 				t.Errorf("cutoff %d: error %v, want ErrPromptTooLong", cutoff, err)
 			}
 		}

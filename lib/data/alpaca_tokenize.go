@@ -1,6 +1,7 @@
 package data
 
 import (
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
 )
@@ -11,6 +12,9 @@ const IgnoreLabel = -100
 // ErrPromptTooLong is wrapped by TokenizeAlpaca's error when the user prompt fills the whole
 // cutoff, leaving no response token to train on (test with errors.Is; callers may skip the record).
 var ErrPromptTooLong = errors.New("prompt leaves no response token under the cutoff")
+
+// OptCutoff is TokenizeAlpaca's cutoff as error messages name it (option.Error).
+const OptCutoff option.Name = "data.TokenizeAlpaca cutoff"
 
 // TokenizeAlpaca tokenizes one Alpaca record for training as LLM-Pruner's post_training.py
 // (Alpaca-LoRA's generate_and_tokenize_prompt) does:
@@ -44,7 +48,7 @@ func TokenizeAlpaca(tok tokenizer.Tokenizer, rec AlpacaRecord, cutoff int, train
 		labels[i] = IgnoreLabel
 	}
 	if masked >= len(labels) {
-		return nil, nil, errors.Wrapf(ErrPromptTooLong, "prompt is %d tokens, cutoff length %d (raise --cutoff-len)", len(user), cutoff)
+		return nil, nil, option.Errorf("prompt is %d tokens, %s %d: %w", len(user), OptCutoff, cutoff, ErrPromptTooLong)
 	}
 	return ids, labels, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/pkg/errors"
 )
 
@@ -51,6 +52,9 @@ var defaultSetFiles = map[string]string{
 	"ptb-test":  PTBTestFile,
 }
 
+// OptTextSet is ParseTextSet's spec as error messages name it (option.Error).
+const OptTextSet option.Name = "data.ParseTextSet spec"
+
 // ParseTextSet resolves a `--data` value. Forms:
 //
 //	wikitext2=PATH   WikiText-2 joined test file (ReadWikiText2)
@@ -67,27 +71,27 @@ func ParseTextSet(spec, dataDir string) (TextSet, error) {
 	name, path, hasPath := strings.Cut(spec, "=")
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return TextSet{}, errors.Errorf("--data %q: want NAME=PATH (NAME wikitext2, ptb or text) or wikitext2|ptb", spec)
+		return TextSet{}, option.Errorf("%s %q: want NAME=PATH (NAME wikitext2, ptb or text) or wikitext2|ptb", OptTextSet, spec)
 	}
 	set := TextSet{Name: name, Format: formatOf(name), Path: path}
 	if !hasPath {
 		rel, ok := defaultSetFiles[name]
 		if !ok {
-			return TextSet{}, errors.Errorf("--data %q: only wikitext2, ptb and ptb-test can be given without a path; use NAME=PATH", spec)
+			return TextSet{}, option.Errorf("%s %q: only wikitext2, ptb and ptb-test can be given without a path; use NAME=PATH", OptTextSet, spec)
 		}
 		if dataDir == "" {
-			return TextSet{}, errors.Errorf("--data %s: no path given and %s is not set; set it to the llmpruner data folder or use %s=PATH",
-				name, DataDirEnv, name)
+			return TextSet{}, option.Errorf("%s %s: no path given and %s is not set; set it to the llmpruner data folder or use %s=PATH",
+				OptTextSet, name, DataDirEnv, name)
 		}
 		set.Path = filepath.Join(dataDir, rel)
 	}
 	if set.Path == "" {
-		return TextSet{}, errors.Errorf("--data %q: empty path", spec)
+		return TextSet{}, option.Errorf("%s %q: empty path", OptTextSet, spec)
 	}
 	if st, err := os.Stat(set.Path); err != nil {
-		return TextSet{}, errors.Wrapf(err, "--data %s", name)
+		return TextSet{}, option.Errorf("%s %s: %w", OptTextSet, name, err)
 	} else if st.IsDir() {
-		return TextSet{}, errors.Errorf("--data %s: %q is a directory, want a text file", name, set.Path)
+		return TextSet{}, option.Errorf("%s %s: %q is a directory, want a text file", OptTextSet, name, set.Path)
 	}
 	return set, nil
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/llmpruner/llmpruner/lib/data"
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
 )
@@ -72,6 +73,9 @@ func Perplexity(scorer Scorer, tok tokenizer.Tokenizer, text string, opts PPLOpt
 	return PerplexityOfIDs(scorer, ids, opts)
 }
 
+// OptSeqLen is PPLOptions.SeqLen as error messages name it (option.Error).
+const OptSeqLen option.Name = "eval.PPLOptions.SeqLen"
+
 // PerplexityOfIDs is Perplexity on an already tokenized stream (ids should start with BOS, as
 // tokenizer.ModelInputs gives): for evaluating the same text repeatedly, e.g. during training.
 func PerplexityOfIDs(scorer Scorer, ids []int, opts PPLOptions) (PPLResult, error) {
@@ -81,8 +85,8 @@ func PerplexityOfIDs(scorer Scorer, ids []int, opts PPLOptions) (PPLResult, erro
 	}
 	windows := data.TokenWindows(ids, seqLen)
 	if len(windows) == 0 {
-		return PPLResult{}, errors.Errorf("perplexity: the text is %d tokens long, shorter than one window of %d tokens (--seq-len)",
-			len(ids), seqLen)
+		return PPLResult{}, option.Errorf("perplexity: the text is %d tokens long, shorter than one window (%s %d)",
+			len(ids), OptSeqLen, seqLen)
 	}
 	return windowsPerplexity(scorer, windows, batch, opts.Progress)
 }

@@ -106,7 +106,7 @@ func TestPerplexityErrors(t *testing.T) {
 		want   string
 	}{
 		{"", PPLOptions{}, &pplStubScorer{}, "the text is empty"},
-		{"abc", PPLOptions{SeqLen: 8}, &pplStubScorer{}, "4 tokens long, shorter than one window of 8 tokens"},
+		{"abc", PPLOptions{SeqLen: 8}, &pplStubScorer{}, "4 tokens long, shorter than one window (eval.PPLOptions.SeqLen 8)"},
 		{"abcdefghij", PPLOptions{SeqLen: 1}, &pplStubScorer{}, "at least 2"},
 		{"abcdefghij", PPLOptions{SeqLen: 4, Batch: -1}, &pplStubScorer{}, "batch size"},
 		{"abcdefghij", PPLOptions{SeqLen: 4}, &pplStubScorer{err: errors.New("boom")}, "scoring windows 0..1: boom"},

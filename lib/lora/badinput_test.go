@@ -71,7 +71,7 @@ func TestBadData(t *testing.T) {
 	// Every prompt is longer than the cutoff: all records skipped.
 	recs := `[{"instruction": "write a poem", "output": "roses"}, {"instruction": "say hi", "output": "hi"}]`
 	_, err = LoadDataset(letterTok{}, writeFile(t, "long.json", recs), "", DataOptions{CutoffLen: 20})
-	wantErr(t, "cutoff shorter than the prompt", err, "skipped", "--cutoff-len")
+	wantErr(t, "cutoff shorter than the prompt", err, "skipped", "lora.DataOptions.CutoffLen 20")
 	// Some prompts fit: they are kept, the others counted.
 	recs = `[{"instruction": "write a poem", "output": "roses"}, {"instruction": "hi", "output": "` + strings.Repeat("x", 10) + `"},
 	         {"instruction": "` + strings.Repeat("long ", 40) + `", "output": "no"}]`
@@ -88,7 +88,7 @@ func TestBadData(t *testing.T) {
 		}
 	}
 	_, err = PrepareText(letterTok{}, strings.Repeat("abc ", 100), DataOptions{CutoffLen: 64, ValSize: 6})
-	wantErr(t, "val size too large", err, "validation size 6", "--val-size")
+	wantErr(t, "val size too large", err, "validation size 6", "lora.DataOptions.ValSize 6")
 }
 
 func TestBadLoRAConfig(t *testing.T) {
@@ -97,7 +97,7 @@ func TestBadLoRAConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{R: 0, Alpha: 16, Targets: AllTargets}, "rank r = 0"},
+		{Config{R: 0, Alpha: 16, Targets: AllTargets}, "lora.Config.R 0"},
 		{Config{R: -2, Alpha: 16, Targets: AllTargets}, "must be positive"},
 		{Config{R: 8, Alpha: 16, Targets: []string{"q", "lm_head"}}, `unknown LoRA target module "lm_head"`},
 		{Config{R: 8, Alpha: 16, Targets: []string{"q", "query_key_value"}}, `unknown LoRA target module "query_key_value" for llama models (want q,k,v,o,gate,up,down or q_proj`},

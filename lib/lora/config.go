@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/llmpruner/llmpruner/lib/config"
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/pkg/errors"
 )
 
@@ -30,16 +31,28 @@ func DefaultConfig() Config {
 // Scale is alpha/r, the factor of the low-rank update.
 func (c Config) Scale() float64 { return c.Alpha / float64(c.R) }
 
+// The options as error messages name them (option.Error; the command line says its flags).
+const (
+	OptR            option.Name = "lora.Config.R"
+	OptAlpha        option.Name = "lora.Config.Alpha"
+	OptDropout      option.Name = "lora.Config.Dropout"
+	OptLearningRate option.Name = "lora.TrainOptions.LearningRate"
+	OptBatchSize    option.Name = "lora.TrainOptions.BatchSize"
+	OptMicroBatch   option.Name = "lora.TrainOptions.MicroBatch"
+	OptCutoffLen    option.Name = "lora.DataOptions.CutoffLen"
+	OptValSize      option.Name = "lora.DataOptions.ValSize"
+)
+
 // Validate checks r, alpha, dropout and the target names.
 func (c Config) Validate() error {
 	if c.R <= 0 {
-		return errors.Errorf("LoRA rank r = %d: must be positive (--lora-r)", c.R)
+		return option.Errorf("%s %d: the LoRA rank must be positive", OptR, c.R)
 	}
 	if math.IsNaN(c.Alpha) || math.IsInf(c.Alpha, 0) || c.Alpha == 0 {
-		return errors.Errorf("LoRA alpha = %g: must be a finite non-zero number (--lora-alpha)", c.Alpha)
+		return option.Errorf("%s %g: LoRA's alpha must be a finite non-zero number", OptAlpha, c.Alpha)
 	}
 	if !(c.Dropout >= 0 && c.Dropout < 1) {
-		return errors.Errorf("LoRA dropout = %g: must be in [0, 1) (--lora-dropout)", c.Dropout)
+		return option.Errorf("%s %g: LoRA's dropout must be in [0, 1)", OptDropout, c.Dropout)
 	}
 	for _, t := range c.Targets {
 		if !knownAnywhere(strings.TrimSpace(t)) {

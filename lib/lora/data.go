@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/llmpruner/llmpruner/lib/data"
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/llmpruner/llmpruner/lib/tokenizer"
 	"github.com/pkg/errors"
 )
@@ -57,7 +58,7 @@ func PrepareAlpaca(tok tokenizer.Tokenizer, records []data.AlpacaRecord, opts Da
 	}
 	trainIdx, valIdx, err := data.TrainValSplit(len(records), opts.ValSize, opts.Seed)
 	if err != nil {
-		return nil, errors.WithMessage(err, "Alpaca data (--val-size)")
+		return nil, option.Errorf("Alpaca data, %s %d: %w", OptValSize, opts.ValSize, err)
 	}
 	ds := &Dataset{}
 	convert := func(idx []int) ([]Example, error) {
@@ -82,8 +83,8 @@ func PrepareAlpaca(tok tokenizer.Tokenizer, records []data.AlpacaRecord, opts Da
 		return nil, err
 	}
 	if len(ds.Train) == 0 {
-		return nil, errors.Errorf("Alpaca data: all %d training records were skipped: their prompts are longer than the cutoff length %d (raise --cutoff-len)",
-			len(trainIdx), opts.CutoffLen)
+		return nil, option.Errorf("Alpaca data: all %d training records were skipped: their prompts are longer than %s %d (raise it)",
+			len(trainIdx), OptCutoffLen, opts.CutoffLen)
 	}
 	return ds, nil
 }
@@ -99,7 +100,7 @@ func PrepareText(tok tokenizer.Tokenizer, text string, opts DataOptions) (*Datas
 	}
 	trainIdx, valIdx, err := data.TrainValSplit(len(windows), opts.ValSize, opts.Seed)
 	if err != nil {
-		return nil, errors.WithMessagef(err, "text data: %d windows of %d tokens (--val-size)", len(windows), opts.CutoffLen)
+		return nil, option.Errorf("text data: %d windows of %d tokens, %s %d: %w", len(windows), opts.CutoffLen, OptValSize, opts.ValSize, err)
 	}
 	ds := &Dataset{}
 	for _, i := range trainIdx {

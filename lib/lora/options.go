@@ -3,6 +3,7 @@ package lora
 import (
 	"math"
 
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/pkg/errors"
 )
 
@@ -112,11 +113,11 @@ func (o TrainOptions) resolved() (TrainOptions, error) {
 	case o.Epochs < 0 || o.MaxSteps < 0:
 		return o, errors.Errorf("epochs %d / max steps %d: must not be negative", o.Epochs, o.MaxSteps)
 	case !(o.LearningRate > 0) || math.IsInf(o.LearningRate, 0):
-		return o, errors.Errorf("learning rate %g: must be positive (--lr)", o.LearningRate)
+		return o, option.Errorf("%s %g: must be positive", OptLearningRate, o.LearningRate)
 	case o.BatchSize < 0 || o.MicroBatch < 0:
 		return o, errors.Errorf("batch %d / micro-batch %d: must be positive", o.BatchSize, o.MicroBatch)
 	case o.BatchSize%o.MicroBatch != 0:
-		return o, errors.Errorf("batch size %d is not a multiple of the micro-batch size %d (--batch, --micro-batch)", o.BatchSize, o.MicroBatch)
+		return o, option.Errorf("%s %d is not a multiple of %s %d", OptBatchSize, o.BatchSize, OptMicroBatch, o.MicroBatch)
 	case o.WeightDecay < 0 || o.AdamBeta1 < 0 || o.AdamBeta1 >= 1 || o.AdamBeta2 < 0 || o.AdamBeta2 >= 1 || o.AdamEpsilon < 0:
 		return o, errors.Errorf("AdamW settings out of range: betas (%g, %g), eps %g, weight decay %g", o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon, o.WeightDecay)
 	case o.TensorParallel < 0:

@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/llmpruner/llmpruner/lib/eval"
 	"github.com/llmpruner/llmpruner/lib/models"
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/pkg/errors"
 )
 
@@ -103,7 +104,7 @@ func (tr *trainer) setup() error {
 	tr.accum = o.BatchSize / o.MicroBatch
 	tr.stepsPerEpoch = len(tr.ds.Train) / o.BatchSize
 	if tr.stepsPerEpoch == 0 {
-		return errors.Errorf("finetune: %d training examples, fewer than one batch of %d (--batch)", len(tr.ds.Train), o.BatchSize)
+		return option.Errorf("finetune: %d training examples, fewer than one batch (%s %d)", len(tr.ds.Train), OptBatchSize, o.BatchSize)
 	}
 	tr.total = o.MaxSteps
 	if tr.total == 0 {
@@ -332,7 +333,7 @@ func (tr *trainer) trainStep() (Progress, int, error) {
 	}
 	loss := lossSum / float64(tr.accum)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return Progress{}, 0, errors.Errorf("finetune: the loss became %g at step %d (lower --lr?)", loss, s+1)
+		return Progress{}, 0, option.Errorf("finetune: the loss became %g at step %d (lower %s %g?)", loss, s+1, OptLearningRate, tr.o.LearningRate)
 	}
 	norm := clipGradNorm(grads, tr.o.MaxGradNorm)
 	lr := linearSchedule(tr.o.LearningRate, s, tr.o.WarmupSteps, tr.total)

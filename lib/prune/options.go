@@ -44,6 +44,7 @@ import (
 	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/importance"
 	"github.com/llmpruner/llmpruner/lib/models"
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/pkg/errors"
 )
 
@@ -225,6 +226,21 @@ func layerRange(r *Range, L int) Range {
 	return *r
 }
 
+// The options as error messages name them (option.Error; the command line says its flags).
+const (
+	OptStrategy       option.Name = "prune.Options.Strategy"
+	OptRatio          option.Name = "prune.Options.Ratio"
+	OptIterativeSteps option.Name = "prune.Options.IterativeSteps"
+	OptRoundTo        option.Name = "prune.Options.RoundTo"
+	OptGlobal         option.Name = "prune.Options.Global"
+	OptAttnLayers     option.Name = "prune.Options.AttnLayers"
+	OptMLPLayers      option.Name = "prune.Options.MLPLayers"
+	OptKeepLayers     option.Name = "prune.Options.KeepLayers"
+	OptSampler        option.Name = "prune.Options.Sampler"
+	OptCriterion      option.Name = "prune.Options.Importance.Criterion"
+	OptTaylor         option.Name = "prune.Options.Importance.Taylor"
+)
+
 // Validate checks the options against the model config and returns a clear error for bad input.
 func (o *Options) Validate(cfg *config.Config) error {
 	L := cfg.NumLayers()
@@ -232,17 +248,17 @@ func (o *Options) Validate(cfg *config.Config) error {
 		return errors.Errorf("unknown strategy %d", o.Strategy)
 	}
 	if !(o.Ratio >= 0 && o.Ratio < 1) {
-		return errors.Errorf("--ratio %g must be in [0, 1)", o.Ratio)
+		return option.Errorf("%s %g must be in [0, 1)", OptRatio, o.Ratio)
 	}
 	if o.IterativeSteps < 0 {
-		return errors.Errorf("--iterative-steps %d must be at least 1", o.IterativeSteps)
+		return option.Errorf("%s %d must be at least 1 (0 means 1)", OptIterativeSteps, o.IterativeSteps)
 	}
 	if o.RoundTo < 0 {
-		return errors.Errorf("--round-to %d must be positive", o.RoundTo)
+		return option.Errorf("%s %d must be positive (0 or 1: off)", OptRoundTo, o.RoundTo)
 	}
 	imp := o.Importance
 	if imp.Taylor != importance.DefaultTaylor && imp.Criterion != importance.Taylor {
-		return errors.Errorf("--taylor %s needs --criterion taylor (criterion is %s)", imp.Taylor, imp.Criterion)
+		return option.Errorf("%s %s needs %s taylor (it is %s)", OptTaylor, imp.Taylor, OptCriterion, imp.Criterion)
 	}
 	if o.Structure != Uniform {
 		switch {
@@ -290,32 +306,32 @@ func (o *Options) Validate(cfg *config.Config) error {
 		return errors.Errorf("reconstruction damping %g must be ≥ 0", o.ReconstructDamp)
 	}
 	if o.Global && o.Strategy != Block {
-		return errors.Errorf("--global applies to block-wise pruning, not %s", o.Strategy)
+		return option.Errorf("%s applies to block-wise pruning, not %s %s", OptGlobal, OptStrategy, o.Strategy)
 	}
 	if o.Strategy != Block && (o.AttnLayers != nil || o.MLPLayers != nil) {
-		return errors.Errorf("layer ranges (--attn-layers/--mlp-layers) apply to block-wise pruning, not %s", o.Strategy)
+		return option.Errorf("layer ranges (%s, %s) apply to block-wise pruning, not %s %s", OptAttnLayers, OptMLPLayers, OptStrategy, o.Strategy)
 	}
 	switch o.Strategy {
 	case Block:
 		for _, r := range []struct {
-			flag string
+			flag option.Name
 			r    *Range
-		}{{"--attn-layers", o.AttnLayers}, {"--mlp-layers", o.MLPLayers}} {
+		}{{OptAttnLayers, o.AttnLayers}, {OptMLPLayers, o.MLPLayers}} {
 			if r.r == nil {
 				continue
 			}
 			switch {
 			case r.r.Start > r.r.End:
-				return errors.Errorf("%s %s is reversed (START must be below END, end exclusive)", r.flag, r.r)
+				return option.Errorf("%s %s is reversed (START must be below END, end exclusive)", r.flag, r.r)
 			case r.r.Start == r.r.End:
-				return errors.Errorf("%s %s is empty (END is exclusive)", r.flag, r.r)
+				return option.Errorf("%s %s is empty (END is exclusive)", r.flag, r.r)
 			case r.r.Start < 0 || r.r.End > L:
-				return errors.Errorf("%s %s is beyond the model: it has %d layers (valid 0:%d)", r.flag, r.r, L, L)
+				return option.Errorf("%s %s is beyond the model: it has %d layers (valid 0:%d)", r.flag, r.r, L, L)
 			}
 		}
 	case Layer:
 		if o.KeepLayers < 0 || o.KeepLayers > L {
-			return errors.Errorf("--keep-layers %d: the model has %d layers", o.KeepLayers, L)
+			return option.Errorf("%s %d: the model has %d layers", OptKeepLayers, o.KeepLayers, L)
 		}
 		if o.keepLayers(L) < 1 {
 			return errors.Errorf("layer-wise pruning must keep at least one layer (ratio %g of %d layers)", o.Ratio, L)
@@ -330,13 +346,13 @@ func (o *Options) checkSampler() error {
 		return nil
 	}
 	if o.Strategy == Layer && o.RankLayers {
-		return errors.New("ranked layer pruning measures the loss: it needs calibration samples (--calib or --calib-ids)")
+		return option.Errorf("ranked layer pruning measures the loss: it needs calibration samples (%s)", OptSampler)
 	}
 	if o.Reconstruct {
-		return errors.New("reconstruction fits on calibration samples: it needs a Sampler")
+		return option.Errorf("reconstruction fits on calibration samples (%s)", OptSampler)
 	}
 	if c := o.Importance.Criterion; o.Strategy != Layer && (c == importance.Taylor || c == importance.FLAP || c == importance.WandaSP) {
-		return errors.Errorf("criterion %s needs calibration samples (a Sampler)", c)
+		return option.Errorf("criterion %s needs calibration samples (%s)", c, OptSampler)
 	}
 	return nil
 }
