@@ -8,7 +8,8 @@
 // (or one run's object alone), with tasks
 //   {"op": "greedy",   "ids": [1], "n": 64}        greedy continuation (argmax of the logits) of ids
 //   {"op": "logits",   "ids": [1, 403, ...]}       teacher-forced logits after every position
-//   {"op": "tokenize", "texts": ["Hello", ...]}    model.tokenize(text) (no BOS, special tokens as text)
+//   {"op": "tokenize", "texts": ["Hello", ...]}    model.tokenize(text) (no BOS, special tokens as text;
+//                                                  "special": true matches them as Hugging Face does)
 //   {"op": "bench",    "prompt": 128, "decode": 32, "repeat": 1}  prompt and decode tokens/s
 // Results come back in the same order, per run: {"ids": [...]}, {"logits": [[...], ...]},
 // {"ids": [[...]]}, {"prompt_tok_s": x, "decode_tok_s": y}; printed as {"threads": N, "runs": [[...], ...]}.
@@ -81,8 +82,8 @@ const tasks = {
     async logits({ids}) {
         return withSequence(async (seq) => ({logits: await logitsAfter(seq, ids, true)}));
     },
-    async tokenize({texts}) {
-        return {ids: texts.map((t) => Array.from(model.tokenize(t, false)))};
+    async tokenize({texts, special = false}) {
+        return {ids: texts.map((t) => Array.from(model.tokenize(t, special)))};
     },
     async bench({prompt, decode, repeat = 1}) {
         let best = {prompt_tok_s: 0, decode_tok_s: 0};

@@ -28,8 +28,11 @@ Hugging Face output: a model whose layers all have the same sizes gets a stock c
 transformers and vLLM load; a non-uniform pruned model's config.json adds per-layer lists
 (num_attention_heads_per_layer, num_key_value_heads_per_layer, intermediate_size_per_layer) that
 only llmpruner reads — stock transformers cannot build per-layer sizes. Deploy those as GGUF.
-GGUF output: architecture "llama" when every layer has the same sizes, else "deci" (llama.cpp's
-per-layer architecture). ChatGLM-6B cannot be written as GGUF (llama.cpp has no ChatGLM-6B).
+GGUF output: llama.cpp's architecture of the family when every layer has the same sizes — "llama"
+for LLaMA, Llama-3.x and Mistral, "qwen2" for Qwen2/Qwen2.5 (when heads × head_dim = hidden_size)
+— else "deci" (llama.cpp's per-layer architecture). Mistral's sliding window is not in llama.cpp's
+llama graph: the file computes as the model for contexts up to the window. ChatGLM-6B cannot be
+written as GGUF (llama.cpp has no ChatGLM-6B).
 
 --dtype converts the weights: f32, bf16 or f16 (HF: default keeps the stored dtype), and for GGUF
 also q8_0 (llama.cpp's 8-bit blocks of 32; matrices whose rows are not a multiple of 32 long are
@@ -136,12 +139,15 @@ func convertGGUF(e *env, out, dtype string, force bool) error {
 	for _, p := range res.Placeholders {
 		e.logf("placeholder: %s", p)
 	}
+	for _, n := range res.Notes {
+		e.logf("note: %s", n)
+	}
 	if m.Tokenizer == nil {
 		e.logf("warning: the model has no tokenizer, so the GGUF file has none (llama.cpp needs one to run text): pass --tokenizer")
 	}
 	if e.json {
 		return e.printJSON(map[string]any{"out": out, "params": arch.NumParams(m.Config), "bytes": res.Bytes, "arch": res.Arch,
-			"layers": res.Layers, "type": typ.String(), "f16_fallback": res.F16Fallback, "placeholders": res.Placeholders})
+			"layers": res.Layers, "type": typ.String(), "f16_fallback": res.F16Fallback, "placeholders": res.Placeholders, "notes": res.Notes})
 	}
 	return nil
 }

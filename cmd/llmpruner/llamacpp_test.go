@@ -415,6 +415,12 @@ func writeRandomLlama(t *testing.T, path string, vocab int, tok tokenizer.Tokeni
 	t.Helper()
 	cfg := &config.Config{Arch: arch.Llama, Hidden: 16, Vocab: vocab, HeadDim: 8, Heads: []int{2}, KVHeads: []int{2},
 		Inter: []int{32}, RMSNormEps: 1e-5, RopeTheta: 500000, MaxPositions: 256, TieEmbed: true, BOS: tok.BOS(), EOS: []int{tok.EOS()}}
+	writeRandomModel(t, path, cfg, tok)
+}
+
+// writeRandomModel writes a model of cfg with random weights and tok's metadata as GGUF.
+func writeRandomModel(t *testing.T, path string, cfg *config.Config, tok tokenizer.Tokenizer) {
+	t.Helper()
 	specs, err := models.ExpectedTensors(cfg)
 	if err != nil {
 		t.Fatal(err)

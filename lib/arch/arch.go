@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
@@ -152,8 +153,42 @@ type GGUFNames struct {
 	// "output_norm.weight"); Layer maps module paths inside a layer ("self_attn.q_proj" → "attn_q"),
 	// written as blk.N.<name>.weight / .bias.
 	Global, Layer map[string]string
+	// HalfSplitRoPE: Arch rotates each head's two halves, as Hugging Face does (llama.cpp's rope
+	// "neox" mode, qwen2), so q/k rows are written as they are; otherwise (and always in
+	// PerLayerArch, rope "norm" mode) it rotates adjacent pairs and q/k rows and biases are
+	// reordered per head.
+	HalfSplitRoPE bool
+	// SquareAttention: Arch sizes q_proj [hidden, hidden] and o_proj [hidden, hidden] (qwen2), so a
+	// model whose heads·head_dim differs from hidden (after head pruning) needs PerLayerArch.
+	SquareAttention bool
 	// Unsupported says why a family cannot be written as GGUF (Arch "").
 	Unsupported string
+}
+
+// FromGGUF returns the family of a GGUF file of llama.cpp architecture ggufArch: the family whose
+// Arch it is, or, for a PerLayerArch shared by several families ("deci"), the one whose layers
+// carry q/k/v biases without an o_proj bias exactly when qkvBiasOnly.
+func FromGGUF(ggufArch string, qkvBiasOnly bool) (Family, error) {
+	for _, f := range families {
+		if f.GGUF().Arch == ggufArch && ggufArch != "" {
+			return f, nil
+		}
+	}
+	for _, f := range families {
+		if g := f.GGUF(); g.PerLayerArch == ggufArch && ggufArch != "" && qkvBiasOnly == qkvBiasOnlyFamily(f) {
+			return f, nil
+		}
+	}
+	var known []string
+	for _, f := range families {
+		if g := f.GGUF(); g.Arch != "" && !slices.Contains(known, g.Arch) {
+			known = append(known, g.Arch)
+		}
+		if g := f.GGUF(); g.PerLayerArch != "" && !slices.Contains(known, g.PerLayerArch) {
+			known = append(known, g.PerLayerArch)
+		}
+	}
+	return nil, errors.Errorf("general.architecture %q is not supported (supported: %s)", ggufArch, strings.Join(known, ", "))
 }
 
 // families lists the supported families; detection tries them in order.

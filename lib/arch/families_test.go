@@ -131,3 +131,24 @@ func TestBadFamilyConfigs(t *testing.T) {
 		}
 	}
 }
+
+// FromGGUF: llama.cpp's architectures back to families (deci by its q/k/v biases).
+func TestFromGGUF(t *testing.T) {
+	for _, c := range []struct {
+		arch    string
+		qkvOnly bool
+		want    config.Arch
+	}{{"llama", false, Llama}, {"qwen2", true, Qwen2}, {"deci", false, Llama}, {"deci", true, Qwen2}} {
+		f, err := FromGGUF(c.arch, c.qkvOnly)
+		if err != nil || f.Name() != c.want {
+			t.Errorf("FromGGUF(%q, %v) = %v, %v; want %s", c.arch, c.qkvOnly, f, err, c.want)
+		}
+	}
+	for _, a := range []string{"chatglm", "", "gpt2"} {
+		if f, err := FromGGUF(a, false); err == nil {
+			t.Errorf("FromGGUF(%q) = %s", a, f.Name())
+		} else {
+			t.Log(err)
+		}
+	}
+}

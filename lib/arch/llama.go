@@ -428,13 +428,23 @@ var llamaGGUF = GGUFNames{
 	},
 }
 
+// GGUF: LLaMA, Llama-3.x and Mistral are llama.cpp's "llama" (Mistral without its sliding window,
+// which llama.cpp's llama graph does not have: the same outputs for contexts up to the window);
+// Qwen2 is its "qwen2" (rope neox, q/k/v biases, q_proj and o_proj [hidden, hidden]). Models whose
+// layers differ are "deci", which adds q/k/v biases when present (create_tensor_qkv, build_qkv).
 func (f llama) GGUF() *GGUFNames {
 	if f.qkvBias {
 		g := llamaGGUF
-		g.Arch, g.PerLayerArch, g.Pre = "qwen2", "", "qwen2"
+		g.Arch, g.Pre, g.HalfSplitRoPE, g.SquareAttention = "qwen2", "qwen2", true, true
 		return &g
 	}
 	return &llamaGGUF
+}
+
+// qkvBiasOnlyFamily reports whether f's layers have q/k/v biases and no o_proj bias (Qwen2).
+func qkvBiasOnlyFamily(f Family) bool {
+	l, ok := f.(llama)
+	return ok && l.qkvBias
 }
 
 func numel(shape []int) int64 {

@@ -1,7 +1,8 @@
 package checkpoint
 
-// The LLaMA family's tensor names in Hugging Face and in llama.cpp (llama / deci architectures;
-// the table is the family descriptor's, lib/arch), and the q/k row order of each.
+// Tensor names in Hugging Face and in llama.cpp, from the family descriptor's table
+// (arch.GGUFNames: llama / deci / qwen2 for the LLaMA-layout families), and the q/k row order of
+// each.
 
 import (
 	"fmt"
@@ -9,18 +10,7 @@ import (
 	"strings"
 
 	"github.com/llmpruner/llmpruner/lib/arch"
-	"github.com/llmpruner/llmpruner/lib/config"
 )
-
-// llamaGGUF is the LLaMA family's llama.cpp naming, from its descriptor in lib/arch.
-var llamaGGUF = arch.Of(&config.Config{Arch: arch.Llama}).GGUF()
-
-// ggufGlobalNames maps the tensors outside the decoder layers.
-var ggufGlobalNames = llamaGGUF.Global
-
-// ggufLayerNames maps a layer tensor's module (after "model.layers.N.") to llama.cpp's (after
-// "blk.N."); ".weight" or ".bias" follows both.
-var ggufLayerNames = llamaGGUF.Layer
 
 // ggufRopeFreqs is the LLaMA-3 rope scaling tensor (one factor per rotary pair).
 const ggufRopeFreqs = "rope_freqs.weight"
@@ -32,9 +22,9 @@ type hfTensor struct {
 	param  string // "weight" or "bias"
 }
 
-// parseHFName splits a LLaMA tensor name; ok is false for names llama.cpp has no place for.
-func parseHFName(name string) (hfTensor, bool) {
-	if _, ok := ggufGlobalNames[name]; ok {
+// parseHFName splits a tensor name; ok is false for names llama.cpp has no place for in g.
+func parseHFName(g *arch.GGUFNames, name string) (hfTensor, bool) {
+	if _, ok := g.Global[name]; ok {
 		return hfTensor{layer: -1, module: name}, true
 	}
 	rest, ok := strings.CutPrefix(name, "model.layers.")
@@ -51,30 +41,30 @@ func parseHFName(name string) (hfTensor, bool) {
 		return hfTensor{}, false
 	}
 	t := hfTensor{layer: layer, module: rest[:dot], param: rest[dot+1:]}
-	if _, ok := ggufLayerNames[t.module]; !ok || (t.param != "weight" && t.param != "bias") {
+	if _, ok := g.Layer[t.module]; !ok || (t.param != "weight" && t.param != "bias") {
 		return hfTensor{}, false
 	}
 	return t, true
 }
 
 // ggufName is the llama.cpp name of t in GGUF layer blk (decoder layers may be renumbered).
-func (t hfTensor) ggufName(blk int) string {
+func (t hfTensor) ggufName(g *arch.GGUFNames, blk int) string {
 	if t.layer < 0 {
-		return ggufGlobalNames[t.module]
+		return g.Global[t.module]
 	}
-	return fmt.Sprintf("blk.%d.%s.%s", blk, ggufLayerNames[t.module], t.param)
+	return fmt.Sprintf("blk.%d.%s.%s", blk, g.Layer[t.module], t.param)
 }
 
 // rotary reports whether t's rows are RoPE'd (q and k, weights and biases): Hugging Face splits
-// each head into halves, llama.cpp (rope "norm" mode) rotates adjacent pairs.
+// each head into halves, llama.cpp's rope "norm" mode (llama, deci) rotates adjacent pairs.
 func (t hfTensor) rotary() bool {
 	return t.module == "self_attn.q_proj" || t.module == "self_attn.k_proj"
 }
 
 // hfNameOfGGUF is the inverse of ggufName: the Hugging Face name of a llama.cpp tensor.
-func hfNameOfGGUF(name string) (string, int, bool) {
-	for hf, g := range ggufGlobalNames {
-		if g == name {
+func hfNameOfGGUF(g *arch.GGUFNames, name string) (string, int, bool) {
+	for hf, gn := range g.Global {
+		if gn == name {
 			return hf, -1, true
 		}
 	}
@@ -95,8 +85,8 @@ func hfNameOfGGUF(name string) (string, int, bool) {
 	if param != "weight" && param != "bias" {
 		return "", 0, false
 	}
-	for hf, g := range ggufLayerNames {
-		if g == module {
+	for hf, gn := range g.Layer {
+		if gn == module {
 			return fmt.Sprintf("model.layers.%d.%s.%s", layer, hf, param), layer, true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/llmpruner/llmpruner/lib/arch"
 	"github.com/llmpruner/llmpruner/lib/config"
@@ -19,9 +20,10 @@ type GGUFSource interface {
 	GGUFVocab() *tokenizer.GGUFVocab
 }
 
-// OpenGGUF opens a llama.cpp GGUF file of architecture llama or deci whose tensors are F32, F16,
-// BF16 or Q8_0. The Reader serves Hugging Face names and layouts in float32 (q/k rows back in
-// the half-split RoPE order) and implements ConfigSource and GGUFSource.
+// OpenGGUF opens a llama.cpp GGUF file of architecture llama, qwen2 or deci (a LLaMA, or a Qwen2
+// when its layers have q/k/v biases and no o_proj bias) whose tensors are F32, F16, BF16 or Q8_0.
+// The Reader serves Hugging Face names and layouts in float32 (q/k rows back in the half-split
+// RoPE order) and implements ConfigSource and GGUFSource.
 func OpenGGUF(path string) (Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -44,15 +46,15 @@ func newGGUFReader(path string, f *os.File) (*ggufReaderWithConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := g.config()
+	cfg, names, pairs, err := g.config()
 	if err != nil {
 		return nil, errors.WithMessage(err, path)
 	}
 	r := &ggufReaderWithConfig{ggufReader: ggufReader{g: g, f: f, src: map[string]int{}, rotary: map[string]int{}}, cfg: cfg}
 	for i, t := range g.infos {
-		hf, layer, ok := hfNameOfGGUF(t.name)
+		hf, layer, ok := hfNameOfGGUF(names, t.name)
 		if !ok {
-			return nil, errors.Errorf("%s: tensor %q has no Hugging Face LLaMA equivalent", path, t.name)
+			return nil, errors.Errorf("%s: tensor %q has no Hugging Face %s equivalent", path, t.name, arch.Of(cfg).Title())
 		}
 		if layer >= cfg.NumLayers() {
 			return nil, errors.Errorf("%s: tensor %q: block_count is %d", path, t.name, cfg.NumLayers())
@@ -61,7 +63,7 @@ func newGGUFReader(path string, f *os.File) (*ggufReaderWithConfig, error) {
 		for k, d := range t.ne {
 			shape[len(t.ne)-1-k] = int(d)
 		}
-		if ht, _ := parseHFName(hf); ht.rotary() {
+		if ht, _ := parseHFName(names, hf); ht.rotary() && pairs {
 			r.rotary[hf] = cfg.HeadDim
 		}
 		r.src[hf] = i
@@ -147,12 +149,30 @@ func (g *ggufFile) metaFloat(key string, def float64) (float64, error) {
 	return 0, errors.Errorf("%s is %v, want a number", key, g.meta[key])
 }
 
-// config resolves the model configuration from a llama or deci file's metadata.
-func (g *ggufFile) config() (*config.Config, error) {
+// config resolves the model configuration from a file's metadata (architecture llama, qwen2 or
+// deci: the families' GGUF names, arch.FromGGUF), with the family's names and whether q/k rows are
+// stored in adjacent pairs (rope "norm" mode).
+func (g *ggufFile) config() (cfg *config.Config, names *arch.GGUFNames, pairs bool, err error) {
 	ggufArch, _ := g.meta["general.architecture"].(string)
-	if ggufArch != llamaGGUF.Arch && ggufArch != llamaGGUF.PerLayerArch {
-		return nil, errors.Errorf("general.architecture %q is not supported (llama and deci are)", g.meta["general.architecture"])
+	// Layers with q/k/v biases and no attention output bias are Qwen2's (llama.cpp's own names).
+	qkvBias, oBias := false, false
+	for _, t := range g.infos {
+		qkvBias = qkvBias || strings.HasSuffix(t.name, ".attn_q.bias") || strings.HasSuffix(t.name, ".attn_k.bias") || strings.HasSuffix(t.name, ".attn_v.bias")
+		oBias = oBias || strings.HasSuffix(t.name, ".attn_output.bias")
 	}
+	qkvOnly := qkvBias && !oBias
+	fam, err := arch.FromGGUF(ggufArch, qkvOnly)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	names = fam.GGUF()
+	pairs = ggufArch != names.Arch || !names.HalfSplitRoPE
+	cfg, err = g.configOf(fam, ggufArch, names, qkvOnly)
+	return cfg, names, pairs, err
+}
+
+// configOf reads the sizes of a file of family fam.
+func (g *ggufFile) configOf(fam arch.Family, ggufArch string, names *arch.GGUFNames, qkvOnly bool) (*config.Config, error) {
 	if _, ok := g.byName[ggufRopeFreqs]; ok {
 		return nil, errors.New("rope_freqs (LLaMA-3.1 rope scaling) is not supported on input")
 	}
@@ -175,7 +195,7 @@ func (g *ggufFile) config() (*config.Config, error) {
 	if err != nil || D == 0 {
 		return nil, errors.Errorf("%sembedding_length is missing or invalid", p)
 	}
-	cfg := &config.Config{Arch: arch.Llama, Hidden: D, BOS: -1, Raw: map[string]json.RawMessage{}}
+	cfg := &config.Config{Arch: fam.Name(), Hidden: D, BOS: -1, Raw: map[string]json.RawMessage{}}
 	if cfg.Heads, ok, err = g.metaPerLayer(p+"attention.head_count", L); err != nil || !ok {
 		return nil, errors.Errorf("%sattention.head_count is missing or invalid", p)
 	}
@@ -224,8 +244,8 @@ func (g *ggufFile) config() (*config.Config, error) {
 	}
 	cfg.Vocab = int(g.infos[emb].ne[1])
 	for _, t := range g.infos {
-		if hf, _, ok := hfNameOfGGUF(t.name); ok {
-			if ht, _ := parseHFName(hf); ht.param == "bias" {
+		if hf, _, ok := hfNameOfGGUF(names, t.name); ok {
+			if ht, _ := parseHFName(names, hf); ht.param == "bias" {
 				if ht.module == "self_attn.o_proj" || ht.module == "self_attn.q_proj" || ht.module == "self_attn.k_proj" || ht.module == "self_attn.v_proj" {
 					cfg.AttnBias = true
 				} else {
@@ -234,7 +254,8 @@ func (g *ggufFile) config() (*config.Config, error) {
 			}
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	cfg.QKVBiasOnly = qkvOnly
+	if err := arch.Validate(cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

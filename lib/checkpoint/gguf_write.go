@@ -32,14 +32,17 @@ type GGUFOptions struct {
 
 // GGUFResult says what SaveGGUF wrote.
 type GGUFResult struct {
-	Arch   string // "llama" (every layer the same size) or "deci" (per-layer sizes)
+	Arch   string // the family's architecture ("llama", "qwen2") or its per-layer one ("deci")
 	Layers int    // block_count (layers with neither attention nor MLP are left out)
 	// F16Fallback lists the matrices stored F16 because Q8_0 needs rows of a multiple of 32.
 	F16Fallback []string
 	// Placeholders lists the zero-weight stand-ins written where llama.cpp has no way to say
 	// "nothing here" (see SaveGGUF).
 	Placeholders []string
-	Bytes        int64 // file size
+	// Notes are differences between llama.cpp's architecture and the model that the caller should
+	// tell (Mistral's sliding window, which llama.cpp's llama and deci graphs do not have).
+	Notes []string
+	Bytes int64 // file size
 }
 
 // ggufLayer is how one decoder layer is written.
@@ -62,17 +65,20 @@ type ggufTensor struct {
 	size    int64
 }
 
-// SaveGGUF writes a LLaMA-family model (Hugging Face tensor names, layouts and config) as a
-// llama.cpp GGUF v3 file, atomically (a temporary sibling renamed into place), reading one tensor
-// at a time through get.
+// SaveGGUF writes a model of a family with GGUF names (arch.Family.GGUF: LLaMA, Llama-3.x and
+// Mistral as llama.cpp's "llama", Qwen2 as its "qwen2"; Hugging Face tensor names, layouts and
+// config) as a llama.cpp GGUF v3 file, atomically (a temporary sibling renamed into place), reading
+// one tensor at a time through get.
 //
-// Architecture: "llama" when every layer has the same head, key/value-head and MLP sizes (the
-// widest support: llama.cpp, Ollama, LM Studio, …), else "deci" with per-layer INT32 arrays
-// deci.attention.head_count, deci.attention.head_count_kv and deci.feed_forward_length (llama.cpp
-// builds each deci layer from its own entry). attention.key_length, attention.value_length and
-// rope.dimension_count always hold head_dim. q and k rows (and biases) go from Hugging Face's
-// half-split RoPE layout to llama.cpp's interleaved pairs, per head. Biases are written as
-// blk.N.*.bias, which llama.cpp's llama and deci graphs add.
+// Architecture: the family's when every layer has the same head, key/value-head and MLP sizes (the
+// widest support: llama.cpp, Ollama, LM Studio, …) and, for qwen2, heads·head_dim = hidden_size;
+// else the per-layer "deci" with INT32 arrays deci.attention.head_count,
+// deci.attention.head_count_kv and deci.feed_forward_length (llama.cpp builds each deci layer from
+// its own entry). attention.key_length, attention.value_length and rope.dimension_count always
+// hold head_dim. llama and deci rotate adjacent pairs (rope "norm"): q and k rows (and biases) go
+// from Hugging Face's half-split RoPE layout to interleaved pairs, per head; qwen2 rotates halves
+// as Hugging Face does and gets them unchanged. Biases are written as blk.N.*.bias, which
+// llama.cpp's llama, qwen2 and deci graphs add. LLaMA-3 rope scaling is rope_freqs.weight.
 //
 // Layers pruned to nothing: a layer with no heads is deci's attention-free layer, except the
 // first layer (llama.cpp takes the head size from layer 0's head count) or one whose o_proj keeps
@@ -99,11 +105,13 @@ func SaveGGUF(path string, cfg *config.Config, names []string, get GetFunc, opts
 
 // planGGUF decides the layers, the tensors (names, types, offsets) and the metadata.
 func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult, []*ggufTensor, ggufMeta, error) {
-	switch {
-	case cfg.Arch == arch.ChatGLM:
-		return nil, nil, nil, errors.New("ChatGLM-6B cannot be written as GGUF: llama.cpp has no ChatGLM-6B (v1) architecture (its chatglm architecture is ChatGLM2/3 and GLM-4, a different model)")
-	case cfg.Arch != arch.Llama:
-		return nil, nil, nil, errors.Errorf("architecture %q cannot be written as GGUF (supported: llama)", cfg.Arch)
+	fam, err := arch.ByName(cfg.Arch)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	g := fam.GGUF()
+	if g.Arch == "" {
+		return nil, nil, nil, errors.Errorf("%s models cannot be written as GGUF: %s", fam.Title(), g.Unsupported)
 	}
 	if _, ok := opts.Type.rowBytes(q8Block); !ok {
 		return nil, nil, nil, errors.Errorf("GGUF tensor type %s is not supported (f32, f16, bf16 or q8_0)", opts.Type)
@@ -111,9 +119,9 @@ func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult
 	byLayer := map[int]map[string]hfTensor{}
 	global := map[string]bool{}
 	for _, n := range names {
-		t, ok := parseHFName(n)
+		t, ok := parseHFName(g, n)
 		if !ok {
-			return nil, nil, nil, errors.Errorf("tensor %q has no place in llama.cpp's LLaMA graph", n)
+			return nil, nil, nil, errors.Errorf("tensor %q has no place in llama.cpp's %s graph", n, g.Arch)
 		}
 		if t.layer < 0 {
 			global[n] = true
@@ -136,24 +144,35 @@ func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	res := &GGUFResult{Arch: llamaGGUF.Arch, Layers: len(layers)}
+	D, V, hd := cfg.Hidden, cfg.Vocab, cfg.HeadDim
+	llama3 := cfg.RopeScaling.Kind() == "llama3"
+	res := &GGUFResult{Arch: g.Arch, Layers: len(layers)}
 	for _, l := range layers {
 		f := layers[0]
-		if l.heads != f.heads || l.kvHeads != f.kvHeads || l.ff != f.ff || l.heads == 0 || l.zeroAttn || l.zeroMLP {
-			res.Arch = llamaGGUF.PerLayerArch
+		if l.heads != f.heads || l.kvHeads != f.kvHeads || l.ff != f.ff || l.heads == 0 || l.zeroAttn || l.zeroMLP ||
+			g.SquareAttention && l.heads*hd != D || g.HalfSplitRoPE && llama3 {
+			res.Arch = g.PerLayerArch
 		}
 	}
-	D, V, hd := cfg.Hidden, cfg.Vocab, cfg.HeadDim
+	if res.Arch == "" {
+		return nil, nil, nil, errors.Errorf("%s models whose layers differ (or whose attention width differs from hidden_size) cannot be written as GGUF: llama.cpp's %s architecture sizes every layer alike", fam.Title(), g.Arch)
+	}
+	perLayer := res.Arch != g.Arch
+	if w := cfg.SlidingWindow; w > 0 && (cfg.MaxPositions <= 0 || w < cfg.MaxPositions) {
+		res.Notes = append(res.Notes, fmt.Sprintf("llama.cpp's %s architecture has no sliding-window attention: it computes as the model for contexts up to sliding_window = %d tokens, with full attention beyond", res.Arch, w))
+	}
+	// q/k rows go to adjacent pairs unless the architecture rotates halves as Hugging Face does.
+	pairs := perLayer || !g.HalfSplitRoPE
 	var out []*ggufTensor
 	addHF := func(name string, blk int, t hfTensor, hfShape []int) {
-		g := &ggufTensor{name: t.ggufName(blk), src: name, hfShape: hfShape, typ: GGUFF32}
+		gt := &ggufTensor{name: t.ggufName(g, blk), src: name, hfShape: hfShape, typ: GGUFF32}
 		for i := len(hfShape) - 1; i >= 0; i-- {
-			g.ne = append(g.ne, int64(hfShape[i]))
+			gt.ne = append(gt.ne, int64(hfShape[i]))
 		}
-		if t.rotary() {
-			g.rotary = hd
+		if t.rotary() && pairs {
+			gt.rotary = hd
 		}
-		out = append(out, g)
+		out = append(out, gt)
 	}
 	addZeros := func(name string, ne ...int64) {
 		n := int64(1)
@@ -228,7 +247,7 @@ func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult
 	if global["lm_head.weight"] {
 		addHF("lm_head.weight", -1, hfTensor{layer: -1, module: "lm_head.weight"}, []int{V, D})
 	}
-	if cfg.RopeScaling.Kind() == "llama3" {
+	if llama3 {
 		out = append(out, &ggufTensor{name: ggufRopeFreqs, data: llama3RopeFactors(cfg), ne: []int64{int64(hd / 2)}, typ: GGUFF32})
 	}
 	// Types and offsets.
@@ -250,7 +269,7 @@ func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult
 		t.offset = offset
 		offset = alignUp(offset+t.size, ggufAlignment)
 	}
-	meta, err := ggufMetadata(cfg, layers, res.Arch, opts)
+	meta, err := ggufMetadata(cfg, layers, res.Arch, perLayer, opts)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -307,7 +326,7 @@ func llama3RopeFactors(cfg *config.Config) []float32 {
 }
 
 // ggufMetadata builds the key/value metadata.
-func ggufMetadata(cfg *config.Config, layers []ggufLayer, arch string, opts GGUFOptions) (ggufMeta, error) {
+func ggufMetadata(cfg *config.Config, layers []ggufLayer, arch string, perLayer bool, opts GGUFOptions) (ggufMeta, error) {
 	var m ggufMeta
 	m.add("general.architecture", arch)
 	if opts.Name != "" {
@@ -330,7 +349,7 @@ func ggufMetadata(cfg *config.Config, layers []ggufLayer, arch string, opts GGUF
 	for i, l := range layers {
 		heads[i], kv[i], ff[i] = int32(l.heads), int32(l.kvHeads), int32(l.ff)
 	}
-	if arch == llamaGGUF.Arch {
+	if !perLayer {
 		m.add(arch+".feed_forward_length", uint32(ff[0]))
 		m.add(arch+".attention.head_count", uint32(heads[0]))
 		m.add(arch+".attention.head_count_kv", uint32(kv[0]))

@@ -71,6 +71,12 @@ func Logits(ids []int) Task { return Task{"op": "logits", "ids": ids} }
 // Tokenize asks for llama.cpp's tokenization of each text (no BOS, special tokens as text).
 func Tokenize(texts []string) Task { return Task{"op": "tokenize", "texts": texts} }
 
+// TokenizeSpecial is Tokenize with control and user-defined tokens written in the text matched as
+// those tokens (llama.cpp's parse_special), as Hugging Face's tokenizers match added tokens.
+func TokenizeSpecial(texts []string) Task {
+	return Task{"op": "tokenize", "texts": texts, "special": true}
+}
+
 // Bench asks for prompt tokens/s (a prompt of prompt tokens) and decode tokens/s (decode tokens
 // after it), the best of repeat runs.
 func Bench(prompt, decode, repeat int) Task {

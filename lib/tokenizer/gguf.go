@@ -40,8 +40,9 @@ type GGUFVocab struct {
 	ChatTemplate string
 }
 
-// GGUFVocabOf describes t for a GGUF file: SentencePiece BPE models (LLaMA-1/2, Vicuna,
-// TinyLlama), llama2.c tokenizer.bin files and LLaMA-3 tiktoken files, with the bos/eos,
+// GGUFVocabOf describes t for a GGUF file: SentencePiece BPE models (LLaMA-1/2, Mistral, Vicuna,
+// TinyLlama), llama2.c tokenizer.bin files, LLaMA-3 tiktoken files and byte-level BPE
+// tokenizer.json files (Qwen2 / Qwen2.5, Llama-3.x; pre-tokenizer qwen2 or llama-bpe), with the bos/eos,
 // add_bos_token/add_eos_token and chat_template of a tokenizer_config.json when Load read one.
 func GGUFVocabOf(t Tokenizer) (*GGUFVocab, error) {
 	var v *GGUFVocab
@@ -53,6 +54,8 @@ func GGUFVocabOf(t Tokenizer) (*GGUFVocab, error) {
 		v = u.ggufVocab()
 	case *Tiktoken:
 		v = u.ggufVocab()
+	case *HFBPE:
+		v, err = u.ggufVocab()
 	case *ChatGLM:
 		return nil, errors.New("the ChatGLM-6B tokenizer has no llama.cpp equivalent")
 	default:
@@ -184,8 +187,9 @@ func encodeBytes(enc [256]rune, s string) string {
 }
 
 // FromGGUFVocab builds the tokenizer a GGUF file describes: "llama" (SentencePiece BPE by piece
-// score, as LLaMA-1/2) or "gpt2" with pre-tokenizer "llama-bpe" whose merges follow the token
-// order (LLaMA-3: ids are ranks, special tokens after them).
+// score, as LLaMA-1/2), "gpt2" with pre-tokenizer "llama-bpe" whose merges follow the token
+// order (LLaMA-3: ids are ranks, special tokens after them), or "gpt2" with pre-tokenizer "qwen2"
+// (Qwen2's byte-level BPE: NFC, digits one by one, merges by their order).
 func FromGGUFVocab(v *GGUFVocab) (Tokenizer, error) {
 	var tok Tokenizer
 	var err error
@@ -194,8 +198,10 @@ func FromGGUFVocab(v *GGUFVocab) (Tokenizer, error) {
 		tok, err = sentencePieceFromGGUF(v)
 	case v.Model == "gpt2" && v.Pre == "llama-bpe":
 		tok, err = tiktokenFromGGUF(v)
+	case v.Model == "gpt2" && v.Pre == "qwen2":
+		tok, err = hfBPEFromGGUF(v)
 	default:
-		return nil, errors.Errorf("GGUF tokenizer %q with pre-tokenizer %q is not supported (llama; gpt2 with llama-bpe)", v.Model, v.Pre)
+		return nil, errors.Errorf("GGUF tokenizer %q with pre-tokenizer %q is not supported (llama; gpt2 with llama-bpe or qwen2)", v.Model, v.Pre)
 	}
 	if err != nil {
 		return nil, errors.WithMessage(err, "GGUF tokenizer")

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,6 +160,65 @@ func typeName(t Tokenizer) string {
 		return "tiktoken"
 	case *SentencePiece:
 		return "SentencePiece"
+	case *HFBPE:
+		return "tokenizer.json BPE"
 	}
 	return "?"
+}
+
+// TestTokenizerJSONAsGGUF: the Qwen2 and LLaMA-3 tokenizer.json files, written as GGUF metadata
+// (GGUFVocabOf), hold llama.cpp's own reference vocabulary: the same tokens, token types and
+// merges in the same order, pre-tokenizer qwen2 / llama-bpe. Read back (FromGGUFVocab), they
+// encode llama.cpp's test strings into Hugging Face's ids.
+func TestTokenizerJSONAsGGUF(t *testing.T) {
+	for _, name := range []string{"qwen2", "llama-bpe"} {
+		ref := readVocab(t, name)
+		tj, err := ref.TokenizerJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := ref.TokenizerConfigJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), tc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := GGUFVocabOf(tok)
+		if err != nil {
+			t.Fatalf("%s: %+v", name, err)
+		}
+		if v.Model != "gpt2" || v.Pre != ref.Pre || len(v.Tokens) > len(ref.Tokens) {
+			t.Fatalf("%s: model %q pre %q, %d tokens; llama.cpp's: %q %q %d", name, v.Model, v.Pre, len(v.Tokens), ref.Model, ref.Pre, len(ref.Tokens))
+		}
+		for id := range ref.Tokens {
+			if id >= len(v.Tokens) {
+				if ref.Types[id] != GGUFTokenUnused {
+					t.Errorf("%s: token %d %q (type %d) is missing", name, id, ref.Tokens[id], ref.Types[id])
+				}
+				continue
+			}
+			if ref.Types[id] != GGUFTokenUnused && (v.Tokens[id] != ref.Tokens[id] || v.Types[id] != ref.Types[id]) {
+				t.Errorf("%s: token %d is %q type %d, llama.cpp's %q type %d", name, id, v.Tokens[id], v.Types[id], ref.Tokens[id], ref.Types[id])
+				break
+			}
+		}
+		if !slices.Equal(v.Merges, ref.Merges) {
+			t.Errorf("%s: %d merges differ from llama.cpp's %d", name, len(v.Merges), len(ref.Merges))
+		}
+		back, err := FromGGUFVocab(v)
+		if err != nil {
+			t.Fatalf("%s: %+v", name, err)
+		}
+		texts, want := vocabCases(t, name)
+		checkCases(t, name+" tokenizer.json → GGUF → "+typeName(Underlying(back)), back, texts, want)
+	}
 }
