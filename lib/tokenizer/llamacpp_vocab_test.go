@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,5 +221,78 @@ func TestTokenizerJSONAsGGUF(t *testing.T) {
 		}
 		texts, want := vocabCases(t, name)
 		checkCases(t, name+" tokenizer.json → GGUF → "+typeName(Underlying(back)), back, texts, want)
+	}
+}
+
+// TestQwen2GGUFVocabBadInput: a "gpt2"/"qwen2" vocabulary that is not a byte-level BPE gives a
+// one-line error naming what is wrong.
+func TestQwen2GGUFVocabBadInput(t *testing.T) {
+	good := func() *GGUFVocab {
+		v := &GGUFVocab{Model: "gpt2", Pre: "qwen2", BOS: -1, EOS: -1, UNK: -1, PAD: -1}
+		for b := range 256 {
+			v.Tokens, v.Types = append(v.Tokens, string(byteToRune[b])), append(v.Types, GGUFTokenNormal)
+		}
+		v.Tokens, v.Types = append(v.Tokens, "ab", "<|endoftext|>"), append(v.Types, GGUFTokenNormal, GGUFTokenControl)
+		v.Merges = []string{"a b"}
+		return v
+	}
+	if tok, err := FromGGUFVocab(good()); err != nil {
+		t.Fatalf("%+v", err)
+	} else if ids, _ := tok.Encode("ab<|endoftext|>"); !slices.Equal(ids, []int{256, 257}) {
+		t.Errorf("encoded %v", ids)
+	}
+	for name, c := range map[string]struct {
+		edit func(v *GGUFVocab)
+		want string
+	}{
+		"no merges":      {func(v *GGUFVocab) { v.Merges = nil }, "merges is missing"},
+		"merge to none":  {func(v *GGUFVocab) { v.Merges = []string{"b c"} }, `merge 0 "b c"`},
+		"merge no space": {func(v *GGUFVocab) { v.Merges = []string{"ab"} }, `merge 0 "ab"`},
+		"missing byte":   {func(v *GGUFVocab) { v.Tokens[0x41] = "zz" }, "byte 0x41"},
+		"byte token":     {func(v *GGUFVocab) { v.Types[3] = GGUFTokenByte }, "type 6"},
+		"types":          {func(v *GGUFVocab) { v.Types = v.Types[:10] }, "258 tokens, 10 token types"},
+		"empty added":    {func(v *GGUFVocab) { v.Tokens[257] = "" }, "added token 257 is empty"},
+		"other pre":      {func(v *GGUFVocab) { v.Pre = "gpt-4o" }, `pre-tokenizer "gpt-4o"`},
+	} {
+		v := good()
+		c.edit(v)
+		_, err := FromGGUFVocab(v)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error %v, want one line with %q", name, err, c.want)
+		}
+	}
+}
+
+// TestTokenizerJSONWithoutLlamaCppPre: Qwen2's split pattern without its NFC normalizer matches no
+// pre-tokenizer of llama.cpp: GGUF export refuses it in one line.
+func TestTokenizerJSONWithoutLlamaCppPre(t *testing.T) {
+	vocab := map[string]int{}
+	for b := range 256 {
+		vocab[string(byteToRune[b])] = b
+	}
+	var qwen2Pattern string
+	for p, digits := range splitPatterns {
+		if digits == 1 {
+			qwen2Pattern = p
+		}
+	}
+	js, err := json.Marshal(map[string]any{
+		"normalizer": nil,
+		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": qwen2Pattern}, "behavior": "Isolated", "invert": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}}},
+		"post_processor": map[string]any{"type": "ByteLevel"},
+		"model":          map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := parseHFBPE(js)
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	_, err = GGUFVocabOf(tok)
+	if err == nil || !strings.Contains(err.Error(), "matches no llama.cpp pre-tokenizer") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %v", err)
 	}
 }
