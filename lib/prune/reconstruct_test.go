@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -88,24 +89,24 @@ func TestRidgeFitNormalEquations(t *testing.T) {
 // columns of the units a plan removes, so that removing them changes nothing: the re-fit must then
 // give back the kept weights (the targets are exactly representable; the damping is tiny), which
 // checks the targets, the layer order and the index bookkeeping end to end. Models: a random
-// LLaMA (MHA) and the tiny Qwen2 checkpoint (GQA, q/k/v biases, o_proj without one: re-fitted
-// without a bias, the family kept).
+// LLaMA (MHA) and the tiny Qwen2 (GQA, q/k/v biases, o_proj without one: re-fitted without a
+// bias, the family kept), Mistral (sliding window 6 < the 10 calibration tokens) and Llama-3.2
+// (tied, llama3 rope scaling) checkpoints.
 func TestReconstructRecoversLosslessRemoval(t *testing.T) {
 	tiny := groupstest.Tiny(t)
-	for _, c := range []struct {
-		name string
-		mk   func() *models.Model
-	}{
-		{"llama", func() *models.Model { return groupstest.RandomModel(t, tiny, 31, 0.3) }},
-		{"qwen2", func() *models.Model {
-			m, err := models.Load(groupstest.Backend(t), filepath.Join("..", "models", "testdata", "qwen2_tiny"), models.LoadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return m
-		}},
-	} {
-		t.Run(c.name, func(t *testing.T) { checkLosslessReconstruction(t, c.mk) })
+	t.Run("llama", func(t *testing.T) {
+		checkLosslessReconstruction(t, func() *models.Model { return groupstest.RandomModel(t, tiny, 31, 0.3) })
+	})
+	for _, name := range []string{"qwen2_tiny", "mistral_tiny", "llama32_tiny"} {
+		t.Run(name, func(t *testing.T) {
+			checkLosslessReconstruction(t, func() *models.Model {
+				m, err := models.Load(groupstest.Backend(t), filepath.Join("..", "models", "testdata", name), models.LoadOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			})
+		})
 	}
 }
 
@@ -158,7 +159,7 @@ func checkLosslessReconstruction(t *testing.T, mk func() *models.Model) {
 			}
 		}
 	}
-	t.Logf("%s: re-fitted weights vs the kept ones: max |Δ| %.2e", cfg.Arch, worst)
+	t.Logf("%s: re-fitted weights vs the kept ones: max |Δ| %.2e", cfg, worst)
 	if worst > 2e-3 {
 		t.Errorf("reconstruction of a lossless removal changed the weights by up to %.2e", worst)
 	}
@@ -178,4 +179,31 @@ func zeroColumns(t *testing.T, m *models.Model, name string, cols []int) {
 		}
 	}
 	v.MustSetValue(tensors.FromFlatDataAndDimensions(w, dims...))
+}
+
+// TestReconstructRefusesChatGLM: ChatGLM's layers cannot run one at a time (their positions come
+// from the whole sequence), so Validate and ApplyReconstructed refuse it in one line.
+func TestReconstructRefusesChatGLM(t *testing.T) {
+	m, err := models.Load(groupstest.Backend(t), filepath.Join("..", "models", "testdata", "chatglm_tiny"), models.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Strategy: Block, Ratio: 0.25, Reconstruct: true, Importance: importance.Options{Criterion: importance.L2}}
+	if err := o.Validate(m.Config); err == nil || !strings.Contains(err.Error(), "one layer at a time") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Validate: %v", err)
+	}
+	o.Reconstruct = false
+	s, err := Score(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Select(m.Config, s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ApplyReconstructed(m, plan, ReconstructOptions{Calibration: groupstest.Tokens(2, 8, 150, 1)})
+	if err == nil || !strings.Contains(err.Error(), "one layer at a time") {
+		t.Errorf("ApplyReconstructed: %v", err)
+	}
+	t.Log(err)
 }
