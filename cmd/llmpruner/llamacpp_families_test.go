@@ -59,7 +59,9 @@ func withConfig(t *testing.T, dir, out, key string, value any) string {
 // (tied, llama3 rope scaling: rope_freqs) — dense, block-pruned in one layer (non-uniform: deci)
 // and, for Qwen2, pruned alike in every layer (heads·head_dim no longer hidden_size: deci, since
 // llama.cpp's qwen2 sizes attention [hidden, hidden]) — converted to F32 GGUF: llama.cpp's greedy
-// ids equal `llmpruner generate`'s and its logits llmpruner's within 1e-5 relative. Mistral's
+// ids equal `llmpruner generate`'s and its logits llmpruner's within 1e-5 relative; Qwen2 and the
+// block-pruned Llama-3.2 also as F16 and Q8_0 (measured error and greedy agreement logged; loose
+// bounds, as for stories260K). Mistral's
 // fixture has a 6-token sliding window, which llama.cpp's llama graph lacks: it is checked within
 // the window, and a copy whose window covers the context over 40 tokens.
 func TestLlamaCppFamilies(t *testing.T) {
@@ -75,27 +77,32 @@ func TestLlamaCppFamilies(t *testing.T) {
 		return out
 	}
 	const n = 40
+	llama32Block := prune("llama32-block", llama32, "1:2")
 	cases := []struct {
 		name, dir, arch string
 		n               int // greedy tokens after the first
+		typ             checkpoint.GGUFType
 	}{
-		{"qwen2", qwen2, "qwen2", n},
-		{"qwen2 block", prune("qwen2-block", qwen2, "1:2"), "deci", n},
-		{"qwen2 every layer", prune("qwen2-all", qwen2, "0:2"), "deci", n},
-		{"mistral", mistral64, "llama", n},
-		{"mistral block", prune("mistral-block", mistral64, "1:2"), "deci", n},
-		{"mistral window 6", mistral, "llama", 5},
-		{"llama3.2", llama32, "llama", n},
-		{"llama3.2 block", prune("llama32-block", llama32, "1:2"), "deci", n},
+		{"qwen2", qwen2, "qwen2", n, checkpoint.GGUFF32},
+		{"qwen2 block", prune("qwen2-block", qwen2, "1:2"), "deci", n, checkpoint.GGUFF32},
+		{"qwen2 every layer", prune("qwen2-all", qwen2, "0:2"), "deci", n, checkpoint.GGUFF32},
+		{"mistral", mistral64, "llama", n, checkpoint.GGUFF32},
+		{"mistral block", prune("mistral-block", mistral64, "1:2"), "deci", n, checkpoint.GGUFF32},
+		{"mistral window 6", mistral, "llama", 5, checkpoint.GGUFF32},
+		{"llama3.2", llama32, "llama", n, checkpoint.GGUFF32},
+		{"llama3.2 block", llama32Block, "deci", n, checkpoint.GGUFF32},
+		{"qwen2", qwen2, "qwen2", n, checkpoint.GGUFF16},
+		{"qwen2", qwen2, "qwen2", n, checkpoint.GGUFQ8_0},
+		{"llama3.2 block", llama32Block, "deci", n, checkpoint.GGUFQ8_0},
 	}
 	var runs []llamacpp.Run
 	want := make([][]int, len(cases))
 	for i, c := range cases {
 		// The fixtures have no tokenizer; llama.cpp needs one to load a file: a placeholder
 		// vocabulary of the model's size (the checks use ids only).
-		out := filepath.Join(dir, filepath.Base(c.dir)+".gguf")
+		out := filepath.Join(dir, fmt.Sprintf("%d.gguf", i))
 		m := loadModel(t, c.dir, "")
-		info, err := m.SaveGGUF(out, checkpoint.GGUFOptions{Vocab: idVocab(m.Config)})
+		info, err := m.SaveGGUF(out, checkpoint.GGUFOptions{Vocab: idVocab(m.Config), Type: c.typ})
 		if err != nil {
 			t.Fatalf("%s: %+v", c.name, err)
 		}
@@ -112,7 +119,7 @@ func TestLlamaCppFamilies(t *testing.T) {
 	res := runLlamaCpp(t, runs...)
 	for i, c := range cases {
 		got := res[i][0].IDs
-		if !slices.Equal(got, want[i]) {
+		if c.typ == checkpoint.GGUFF32 && !slices.Equal(got, want[i]) {
 			t.Errorf("%s: llama.cpp greedy %v\nllmpruner generate %v", c.name, got, want[i])
 		}
 		logits, err := loadModel(t, c.dir, "").Logits([][]int{append([]int{1}, want[i]...)})
@@ -120,9 +127,10 @@ func TestLlamaCppFamilies(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := logitsError(t, res[i][1].Logits, logits[0])
-		t.Logf("%-17s %-5s: %d of %d greedy tokens equal; logits max error %.2e relative", c.name, c.arch, agreement(got, want[i]), c.n, e)
-		if e > 1e-5 {
-			t.Errorf("%s: logits differ by %.2e relative", c.name, e)
+		t.Logf("%-17s %-5s %-4s: %d of %d greedy tokens equal; logits max error %.2e relative", c.name, c.arch, c.typ, agreement(got, want[i]), c.n, e)
+		bound := map[checkpoint.GGUFType]float64{checkpoint.GGUFF32: 1e-5, checkpoint.GGUFF16: 5e-3, checkpoint.GGUFQ8_0: 5e-2}[c.typ]
+		if e > bound {
+			t.Errorf("%s %s: logits differ by %.2e relative (bound %.0e)", c.name, c.typ, e, bound)
 		}
 	}
 }
