@@ -124,14 +124,19 @@ func FuzzShardIndex(f *testing.F) {
 }
 
 // FuzzGGUF: llama.cpp GGUF files (header, metadata key/values and arrays, tensor directory,
-// alignment, F32/F16/BF16/Q8_0 data, tokenizer metadata), llama and deci architectures.
+// alignment, F32/F16/BF16/Q8_0 data, tokenizer metadata), llama, qwen2 and deci architectures.
 func FuzzGGUF(f *testing.F) {
 	dir := f.TempDir()
 	for i, c := range []struct {
 		heads, kv, inter []int
 		typ              GGUFType
-	}{{[]int{2}, []int{1}, []int{32}, GGUFQ8_0}, {[]int{2, 1}, []int{1, 1}, []int{32, 16}, GGUFF16}} {
+		qwen2            bool
+	}{{[]int{2}, []int{1}, []int{32}, GGUFQ8_0, false}, {[]int{2, 1}, []int{1, 1}, []int{32, 16}, GGUFF16, false},
+		{[]int{8}, []int{2}, []int{32}, GGUFF32, true}, {[]int{8, 4}, []int{2, 1}, []int{32, 16}, GGUFF16, true}} {
 		cfg, names, get := nonUniform(f, c.heads, c.kv, c.inter)
+		if c.qwen2 {
+			cfg, names, get = qwen2Tensors(f, c.heads, c.kv, c.inter)
+		}
 		p := filepath.Join(dir, "m"+strconv.Itoa(i)+".gguf")
 		if _, err := SaveGGUF(p, cfg, names, get, GGUFOptions{Type: c.typ}); err != nil {
 			f.Fatal(err)

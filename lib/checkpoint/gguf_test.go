@@ -390,3 +390,99 @@ func TestGGUFCorruptHeaders(t *testing.T) {
 	binary.LittleEndian.PutUint64(huge[24:], 1<<62) // first key's length
 	try("keylen", huge)
 }
+
+// qwen2Tensors is nonUniform's model as a Qwen2: q/k/v biases, no o_proj bias.
+func qwen2Tensors(t testing.TB, heads, kv, inter []int) (*config.Config, []string, GetFunc) {
+	t.Helper()
+	cfg, names, get := nonUniform(t, heads, kv, inter)
+	cfg.Arch, cfg.AttnBias, cfg.QKVBiasOnly, cfg.RopeTheta = arch.Qwen2, true, true, 1e6
+	rng := rand.New(rand.NewPCG(5, 6))
+	biases := map[string]*tensors.Tensor{}
+	for i := range heads {
+		for m, n := range map[string]int{"q": heads[i] * 8, "k": kv[i] * 8, "v": kv[i] * 8} {
+			x := make([]float32, n)
+			for j := range x {
+				x[j] = float32(rng.NormFloat64())
+			}
+			name := "model.layers." + itoaT(i) + ".self_attn." + m + "_proj.bias"
+			biases[name] = tensors.FromFlatDataAndDimensions(x, n)
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return cfg, names, func(n string) (*tensors.Tensor, error) {
+		if b, ok := biases[n]; ok {
+			return b, nil
+		}
+		return get(n)
+	}
+}
+
+// TestGGUFQwen2: a Qwen2 whose heads·head_dim is hidden_size is written as llama.cpp's qwen2 with
+// q/k rows as Hugging Face stores them (qwen2 rotates halves); one with narrower attention or
+// layers of different sizes as deci, q/k rows and biases in pairs. Both read back as Qwen2 (q/k/v
+// biases, no o_proj bias) with every tensor bit for bit.
+func TestGGUFQwen2(t *testing.T) {
+	for _, c := range []struct {
+		heads, kv, inter []int
+		arch             string
+	}{
+		{[]int{8, 8}, []int{2, 2}, []int{32, 32}, "qwen2"},
+		{[]int{4, 4}, []int{2, 2}, []int{32, 32}, "deci"},
+		{[]int{8, 4}, []int{2, 1}, []int{32, 16}, "deci"},
+	} {
+		cfg, names, get := qwen2Tensors(t, c.heads, c.kv, c.inter)
+		path := filepath.Join(t.TempDir(), "q.gguf")
+		res, err := SaveGGUF(path, cfg, names, get, GGUFOptions{})
+		if err != nil {
+			t.Fatalf("%v: %+v", c.heads, err)
+		}
+		if res.Arch != c.arch {
+			t.Errorf("%v: written as %s, want %s", c.heads, res.Arch, c.arch)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := f.Stat()
+		g, err := parseGGUF(path, f, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]byte, 4*c.heads[0]*8*64)
+		_, err = f.ReadAt(raw, g.infos[g.byName["blk.0.attn_q.weight"]].offset)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hf, _ := get("model.layers.0.self_attn.q_proj.weight")
+		same := true
+		hf.MustConstFlatData(func(flat any) {
+			for i, v := range flat.([]float32) {
+				same = same && binary.LittleEndian.Uint32(raw[4*i:]) == math.Float32bits(v)
+			}
+		})
+		if same != (c.arch == "qwen2") {
+			t.Errorf("%s: q_proj rows stored as Hugging Face's: %v", c.arch, same)
+		}
+		back, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := back.(ConfigSource).Config()
+		if got.Arch != arch.Qwen2 || !got.QKVBiasOnly || !got.AttnBias || got.RopeTheta != 1e6 || !slices.Equal(got.Heads, c.heads) {
+			t.Errorf("%s: read back as %v", c.arch, got)
+		}
+		for _, n := range names {
+			a, _ := get(n)
+			b, err := back.Read(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bitsEqual(t, a, b) {
+				t.Errorf("%s: %s differs after the round trip", c.arch, n)
+			}
+		}
+		back.Close()
+	}
+}
