@@ -52,8 +52,9 @@ M.gguf): llama.cpp and the tools built on it run it (architecture deci).
 --stream prunes a model larger than memory: importance is computed one decoder layer at a time from
 the checkpoint (Taylor: forward layer by layer, backward layer by layer re-reading each layer;
 flap/wanda-sp statistics and --rank-layers: forward layer by layer; the same scores as loading it)
-and the pruned model is written one tensor at a time, FLAP's compensation biases included (LLaMA
-family, one step, no --reconstruct or --adapter). --max-memory SIZE streams only when the loaded model would
+and the pruned model is written one tensor at a time, FLAP's compensation biases included;
+--reconstruct re-fits one layer at a time (LLaMA family, one step, no --adapter, no --reconstruct
+after flap). --max-memory SIZE streams only when the loaded model would
 need more than SIZE, and refuses when even one layer at a time does not fit.`,
 	examples: []string{
 		"llmpruner prune --model $LLMPRUNER_DATA/models/stories260K/stories260K.bin --out stories-pruned --strategy block --ratio 0.2 --attn-layers 1:4 --mlp-layers 1:4 --criterion taylor --calib $LLMPRUNER_DATA/text/tinystories/tinystories_val_head.txt --save-plan plan.json",
@@ -118,7 +119,7 @@ func runPrune(e *env, args []string) error {
 	fs.StringVar(&f.plan, "plan", "", "apply the saved plan `P.json` (from --save-plan) instead of scoring; no --strategy/--ratio/--criterion")
 	fs.StringVar(&f.dtype, "dtype", "", "weight `dtype` of the output: f32, bf16 or f16 (default: as stored)")
 	fs.BoolVar(&f.force, "force", false, "replace an existing non-empty --out directory")
-	fs.BoolVar(&f.stream, "stream", false, "never load the whole model: score one decoder layer at a time from the checkpoint and write the pruned model tensor by tensor (LLaMA family, one step, no --reconstruct)")
+	fs.BoolVar(&f.stream, "stream", false, "never load the whole model: score one decoder layer at a time from the checkpoint and write the pruned model tensor by tensor (LLaMA family, one step)")
 	fs.StringVar(&f.maxMemory, "max-memory", "", "memory `limit` (e.g. 8GB): stream when the loaded model would not fit, refuse when even one layer does not")
 	if err := e.parse(args); err != nil {
 		return err

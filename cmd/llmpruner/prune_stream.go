@@ -107,6 +107,9 @@ func (e *env) streamChoice(f *pruneFlags, opts *prune.Options, saved *prune.Plan
 		}
 	}
 	need, streamNeed := importance.InMemoryBytes(m.Config, job), importance.StreamBytes(m.Config, job)
+	if saved == nil && opts.Reconstruct {
+		streamNeed = max(streamNeed, prune.ReconstructStreamBytes(m.Config, int64(job.Stored.Size()), job.Samples, job.SeqLen))
+	}
 	if !f.stream && need <= limit {
 		e.logf("loading the model: about %s needed, --max-memory %s", humanBytes(need), f.maxMemory)
 		_ = r.Close()
@@ -153,8 +156,22 @@ func (e *env) runStreamedPrune(f *pruneFlags, opts prune.Options, saved *prune.P
 		e.logf("scored and selected in %s: %d → %d parameters", time.Since(start).Round(time.Millisecond), plan.ParamsBefore, plan.ParamsAfter)
 	}
 	dt, _ := models.ParseSaveDType(f.dtype)
+	save := checkpoint.SaveOptions{DType: dt, TokenizerFiles: m.TokenizerFiles, GenerationConfig: true}
+	if opts.Reconstruct && saved == nil {
+		calib, err := opts.Sampler(1)
+		if err != nil {
+			return nil, errors.WithMessage(err, "calibration samples for reconstruction")
+		}
+		stop := e.spinner("reconstructing layer by layer and writing " + f.out)
+		_, err = prune.WriteReconstructedStreamed(m.Backend, m.Config, r, plan, prune.ReconstructOptions{Calibration: calib, Damp: opts.ReconstructDamp}, f.out, save)
+		stop()
+		if err != nil {
+			return nil, errors.WithMessagef(err, "writing %s", f.out)
+		}
+		return plan, nil
+	}
 	stop := e.spinner("writing " + f.out)
-	_, err := prune.WriteStreamed(m.Config, r, plan, f.out, checkpoint.SaveOptions{DType: dt, TokenizerFiles: m.TokenizerFiles, GenerationConfig: true})
+	_, err := prune.WriteStreamed(m.Config, r, plan, f.out, save)
 	stop()
 	if err != nil {
 		return nil, errors.WithMessagef(err, "writing %s", f.out)

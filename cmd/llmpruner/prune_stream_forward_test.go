@@ -6,8 +6,8 @@ import (
 )
 
 // TestPruneStreamForwardCriteria: prune --stream with the forward-only criteria — flap (adaptive
-// structure, bias compensation written), wanda-sp, and ranked layer pruning by loss and by Block
-// Influence — writes the same model.safetensors, byte for byte, and the same plan as the loaded
+// structure, bias compensation written), wanda-sp, ranked layer pruning by loss and by Block
+// Influence, and --reconstruct — writes the same model.safetensors, byte for byte, and the same plan as the loaded
 // prune, on stories260K.
 func TestPruneStreamForwardCriteria(t *testing.T) {
 	model := stories260K(t)
@@ -21,6 +21,7 @@ func TestPruneStreamForwardCriteria(t *testing.T) {
 		{"wanda-sp", []string{"--strategy", "block", "--ratio", "0.25", "--attn-layers", "1:4", "--mlp-layers", "1:4", "--criterion", "wanda-sp"}},
 		{"rank-loss", []string{"--strategy", "layer", "--keep-layers", "3", "--rank-layers"}},
 		{"rank-bi", []string{"--strategy", "layer", "--keep-layers", "4", "--layer-criterion", "bi"}},
+		{"reconstruct", []string{"--strategy", "block", "--ratio", "0.25", "--attn-layers", "1:4", "--mlp-layers", "1:4", "--criterion", "wanda-sp", "--reconstruct"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := func(out string, extra ...string) []string {

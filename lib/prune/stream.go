@@ -23,7 +23,8 @@ import (
 )
 
 // CheckStreamable returns an error when opts cannot be carried out on a streamed model: one step
-// (IterativeSteps 1, rescoring would need the pruned model), no reconstruction, LLaMA layout.
+// (IterativeSteps 1, rescoring would need the pruned model), no reconstruction after FLAP's bias
+// compensation, LLaMA layout.
 func CheckStreamable(cfg *config.Config, opts Options) error {
 	if err := models.CheckStaged(cfg); err != nil {
 		return err
@@ -31,8 +32,8 @@ func CheckStreamable(cfg *config.Config, opts Options) error {
 	switch {
 	case opts.steps() > 1:
 		return errors.Errorf("streamed pruning makes one step (IterativeSteps %d rescores the pruned model between steps)", opts.IterativeSteps)
-	case opts.Reconstruct:
-		return errors.New("streamed pruning cannot reconstruct (Reconstruct re-fits layers of the loaded model)")
+	case opts.Reconstruct && opts.Importance.Criterion == importance.FLAP:
+		return errors.New("streamed pruning cannot reconstruct after FLAP's bias compensation (Reconstruct with criterion flap): load the model")
 	}
 	return nil
 }

@@ -142,13 +142,13 @@ func sameTensors(t *testing.T, a, b string) {
 	}
 }
 
-// TestStreamedPruneRefusals: iterative steps and reconstruction are refused with messages naming
-// the option.
+// TestStreamedPruneRefusals: iterative steps and reconstruction after FLAP's bias compensation are
+// refused with messages naming the option.
 func TestStreamedPruneRefusals(t *testing.T) {
 	cfg := groupstest.Tiny(t)
 	for _, o := range []Options{
 		{Strategy: Block, Ratio: 0.5, IterativeSteps: 2, Importance: importance.Options{Criterion: importance.L1}},
-		{Strategy: Block, Ratio: 0.5, Reconstruct: true, Importance: importance.Options{Criterion: importance.L1}},
+		{Strategy: Block, Ratio: 0.5, Reconstruct: true, Importance: importance.Options{Criterion: importance.FLAP}},
 	} {
 		if err := CheckStreamable(cfg, o); err == nil {
 			t.Errorf("%+v accepted", o)
