@@ -13,9 +13,9 @@ import (
 	"github.com/pkg/errors"
 )
 
-// SaveGGUF writes the model as a llama.cpp GGUF file (see checkpoint.SaveGGUF: "llama" when every
-// layer has the same sizes, "deci" with per-layer sizes otherwise), with its tokenizer's
-// metadata when it has a tokenizer, atomically.
+// SaveGGUF writes the model as a llama.cpp GGUF file (see checkpoint.SaveGGUF: the family's
+// architecture — "llama", "qwen2" — when every layer has the same sizes, "deci" with per-layer
+// sizes otherwise), with its tokenizer's metadata when it has a tokenizer, atomically.
 func (m *Model) SaveGGUF(path string, opts checkpoint.GGUFOptions) (*checkpoint.GGUFResult, error) {
 	fam, err := arch.ByName(m.Config.Arch)
 	if err != nil {
