@@ -44,7 +44,7 @@ func newEnv(cmd *command, stdout, stderr io.Writer) *env {
 
 // addModel registers --model, --tokenizer and --adapter with identical help in every command.
 func (e *env) addModel() {
-	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin), a llama2.c .bin or a llama.cpp GGUF file (llama/deci; F32, F16, BF16, Q8_0)")
+	e.fs.StringVar(&e.model, "model", "", "`M`: a Hugging Face model directory (config.json + safetensors or pytorch_model.bin), a llama2.c .bin or a llama.cpp GGUF file (llama/qwen2/deci; F32, F16, BF16, Q8_0)")
 	e.fs.StringVar(&e.tokenizer, "tokenizer", "", "`T`: tokenizer file (or directory) for llama2.c models whose tokenizer is not beside the .bin")
 	e.fs.StringVar(&e.adapter, "adapter", "", "LoRA adapter `DIR` (PEFT format: adapter_config.json + adapter_model.safetensors, as finetune writes) applied to --model")
 }
