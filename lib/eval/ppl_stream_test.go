@@ -74,8 +74,8 @@ func TestStreamedPerplexityStories260K(t *testing.T) {
 }
 
 // TestStreamedPerplexityRandom: the same on random LLaMAs with GQA and layers of different sizes,
-// float32 and bf16 checkpoints, untied and tied embeddings with attention biases, and with the
-// projections under --matmul-dtype bf16.
+// float32 and bf16 checkpoints, untied and tied embeddings with attention biases, with the
+// projections under --matmul-dtype bf16, and Mistral with a sliding window shorter than the windows.
 func TestStreamedPerplexityRandom(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -85,6 +85,7 @@ func TestStreamedPerplexityRandom(t *testing.T) {
 		{"untied-f32", nil, "f32"},
 		{"tied-bias-f32", map[string]any{"tie_word_embeddings": true, "attention_bias": true}, "f32"},
 		{"untied-bf16", nil, "bf16"},
+		{"mistral-sliding-window", map[string]any{"model_type": "mistral", "sliding_window": 5}, "f32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fields := map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 4,

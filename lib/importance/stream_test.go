@@ -115,6 +115,7 @@ func TestStreamedTaylorEqualsInMemory(t *testing.T) {
 		{"untied-f32", nil, "f32"},
 		{"tied-bias-f32", map[string]any{"tie_word_embeddings": true, "attention_bias": true}, "f32"},
 		{"untied-bf16", nil, "bf16"},
+		{"mistral-sliding-window", map[string]any{"model_type": "mistral", "sliding_window": 3}, "f32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fields := map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 4,

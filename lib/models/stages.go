@@ -114,7 +114,7 @@ func LayerStage(cfg *config.Config, l int, x *Node, hooks *Hooks) *Node {
 }
 
 // HalfLayerStage applies the attention half (mlp false) or the MLP half of decoder layer l to x
-// [B, S, D] (positions 0…S−1, causal attention): [B, S, D]. The MLP half of the attention half's
+// [B, S, D] (positions 0…S−1, causal attention within the sliding window, if any): [B, S, D]. The MLP half of the attention half's
 // output is LayerStage.
 func HalfLayerStage(cfg *config.Config, l int, mlp bool, x *Node, hooks *Hooks) *Node {
 	g := x.Graph()
@@ -125,7 +125,7 @@ func HalfLayerStage(cfg *config.Config, l int, mlp bool, x *Node, hooks *Hooks) 
 	S := x.Shape().Dim(1)
 	positions := Iota(g, shapes.Make(dtypes.Int32, S), 0)
 	r := newRoPE(positions, cfg.InvFrequencies())
-	return m.attentionBlock(l, x, r, causalMask(g, S, nil), noCache)
+	return m.attentionBlock(l, x, r, slidingWindow(causalMask(g, S, nil), positions, positions, cfg.SlidingWindow), noCache)
 }
 
 // HeadStage applies the final norm and the LM head to x [B, S, D]: logits [B, S, V].
