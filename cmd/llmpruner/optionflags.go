@@ -31,6 +31,7 @@ var optionFlags = map[option.Name]string{
 	lora.OptLearningRate:    "--lr",
 	lora.OptBatchSize:       "--batch",
 	lora.OptMicroBatch:      "--micro-batch",
+	lora.OptPPLSeqLen:       "the --eval-data window",
 	lora.OptCutoffLen:       "--cutoff-len",
 	lora.OptValSize:         "--val-size",
 	eval.OptSeqLen:          "--seq-len",

@@ -118,6 +118,9 @@ func TestBadLoRAConfig(t *testing.T) {
 	wantErr(t, "batch larger than data", err, "fewer than one batch")
 	_, err = Finetune(context.Background(), m, &Dataset{}, TrainOptions{})
 	wantErr(t, "no data", err, "no training examples")
+	_, err = Finetune(context.Background(), m, patternData(10, 8), TrainOptions{BatchSize: 4, MaxSteps: 1, EvalEvery: 1,
+		ExtraEval: []EvalSet{{Name: "short", IDs: []int{1, 2, 3}}}})
+	wantErr(t, "extra evaluation text shorter than a window", err, "perplexity of short", "shorter than one window (lora.TrainOptions.PPLSeqLen 128)")
 	_, err = Finetune(context.Background(), m, &Dataset{Train: []Example{{IDs: []int{1, 99}}}}, TrainOptions{BatchSize: 1, MicroBatch: 1})
 	wantErr(t, "token outside the vocabulary", err, "outside the vocabulary")
 	_, err = Finetune(context.Background(), m, patternData(10, 8), TrainOptions{Resume: t.TempDir(), BatchSize: 4})
@@ -152,7 +155,7 @@ func TestAdapterForOtherShapes(t *testing.T) {
 	orig, _ := os.ReadFile(cfgPath)
 	for _, c := range []struct{ from, to, want string }{
 		{`"q_proj"`, `"lm_head"`, `unknown LoRA target module "lm_head"`},
-		{`"r": 8`, `"r": 0`, "rank r = 0"},
+		{`"r": 8`, `"r": 0`, "adapter_config.json: r 0: the LoRA rank must be positive"},
 		{`"peft_type": "LORA"`, `"peft_type": "PREFIX_TUNING"`, "peft_type"},
 		{`"r": 8`, `"r": 4`, "needs [4, 16]"},
 		{`"bias": "none"`, `"bias": "all"`, "bias"},

@@ -39,6 +39,7 @@ const (
 	OptLearningRate option.Name = "lora.TrainOptions.LearningRate"
 	OptBatchSize    option.Name = "lora.TrainOptions.BatchSize"
 	OptMicroBatch   option.Name = "lora.TrainOptions.MicroBatch"
+	OptPPLSeqLen    option.Name = "lora.TrainOptions.PPLSeqLen"
 	OptCutoffLen    option.Name = "lora.DataOptions.CutoffLen"
 	OptValSize      option.Name = "lora.DataOptions.ValSize"
 )

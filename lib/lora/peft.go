@@ -16,6 +16,7 @@ import (
 	"github.com/llmpruner/llmpruner/lib/atomicfile"
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
 	"github.com/llmpruner/llmpruner/lib/models"
+	"github.com/llmpruner/llmpruner/lib/option"
 	"github.com/pkg/errors"
 )
 
@@ -140,8 +141,9 @@ func readAdapterConfig(dir string) (Config, error) {
 	if len(cfg.Targets) == 0 {
 		return Config{}, errors.Errorf("%s: target_modules is empty", path)
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, errors.WithMessage(err, path)
+	if err := cfg.Validate(); err != nil { // said with the file's keys: no option was given
+		keys := map[option.Name]string{OptR: "r", OptAlpha: "lora_alpha", OptDropout: "lora_dropout"}
+		return Config{}, errors.Errorf("%s: %s", path, option.Rename(err, func(n option.Name) string { return keys[n] }))
 	}
 	return cfg, nil
 }

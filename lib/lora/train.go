@@ -380,7 +380,7 @@ func (tr *trainer) evaluate() (EvalRecord, error) {
 	for _, set := range tr.o.ExtraEval {
 		r, err := eval.PerplexityOfIDs(tr.m, set.IDs, eval.PPLOptions{SeqLen: tr.o.PPLSeqLen})
 		if err != nil {
-			return rec, errors.WithMessagef(err, "finetune: perplexity of %s", set.Name)
+			return rec, errors.WithMessagef(option.Renamed(err, eval.OptSeqLen, OptPPLSeqLen), "finetune: perplexity of %s", set.Name)
 		}
 		if rec.PPL == nil {
 			rec.PPL = map[string]float64{}

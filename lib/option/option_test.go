@@ -34,6 +34,12 @@ func TestErrorfAndRename(t *testing.T) {
 	if got := Rename(errors.New("plain --x"), func(Name) string { return "y" }); got != "plain --x" {
 		t.Errorf("a plain error renamed to %q", got)
 	}
+	r := pkgerrors.WithMessage(Renamed(wrapped, "prune.Options.RoundTo", "other.RoundTo"), "outer")
+	if got := Rename(r, func(n Name) string {
+		return map[Name]string{"other.RoundTo": "--other", "prune.Options.Ratio": "--ratio"}[n]
+	}); got != "outer: model m: step 1: --ratio 1.5 must be in [0, 1) (with --other 3): too long" || !errors.Is(r, sentinel) {
+		t.Errorf("renamed option: %q (Is sentinel %v)", got, errors.Is(r, sentinel))
+	}
 }
 
 // TestLibraryErrorsNameNoFlags: no error message built in lib/ (errors.New/Errorf/Wrap…,
