@@ -224,7 +224,11 @@ func TestLlamaCppTokenizerJSON(t *testing.T) {
 		if c.family == arch.Qwen2 {
 			cfg.AttnBias, cfg.QKVBiasOnly = true, true
 		}
-		writeRandomModel(t, path, cfg, tok)
+		v, err := tokenizer.GGUFVocabOf(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeRandomModel(t, path, cfg, v)
 		texts, hf := vocabTestStrings(t, "ggml-vocab-"+c.vocab+".gguf")
 		cases = append(cases, &tcase{c.vocab, c.family, tok, path, texts, hf})
 		runs = append(runs, llamacpp.Run{Model: path, Tasks: []llamacpp.Task{llamacpp.Tokenize(familyTexts),
@@ -309,5 +313,50 @@ func TestConvertGGUFFamilies(t *testing.T) {
 		if a.stdout != b.stdout {
 			t.Errorf("%s: scores differ after conversion to GGUF:\nsource: %.300s\nGGUF:   %.300s", c.name, a.stdout, b.stdout)
 		}
+	}
+}
+
+// TestLlamaCppLlama3RopeFreqs: a random Llama-3.x-shaped model (head_dim 64, rope_theta 5e5,
+// llama3 scaling factor 32, original context 8192, as Llama-3.2) written as GGUF carries only
+// llama.cpp's rope_freqs; read back, its rope_scaling is recovered exactly, the Hugging Face
+// directory converted from it has the same tensors bit for bit, and its logits equal llama.cpp's
+// on the GGUF file.
+func TestLlamaCppLlama3RopeFreqs(t *testing.T) {
+	llamaCpp(t, 1)
+	dir := t.TempDir()
+	rs := &config.RopeScaling{RopeType: "llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}
+	cfg := &config.Config{Arch: arch.Llama, Hidden: 128, Vocab: 300, HeadDim: 64, Heads: []int{2, 2}, KVHeads: []int{1, 1},
+		Inter: []int{64, 96}, RMSNormEps: 1e-5, RopeTheta: 500000, RopeScaling: rs, MaxPositions: 256, TieEmbed: true, BOS: 1, EOS: []int{2}}
+	gguf := filepath.Join(dir, "l3.gguf")
+	// Weights large enough for peaked attention, so that the rotation angles show in the logits.
+	writeRandomModelStd(t, gguf, cfg, idVocab(cfg), 0.3)
+	hf := filepath.Join(dir, "hf")
+	mustSucceed(t, "convert", "--model", gguf, "--out", hf, "--format", "hf")
+	back, err := arch.LoadConfig(filepath.Join(hf, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.RopeScaling == nil || *back.RopeScaling != *rs {
+		t.Errorf("rope_scaling read back as %+v, want %+v", back.RopeScaling, *rs)
+	}
+	want, got := readAllTensors(t, gguf), readAllTensors(t, hf)
+	for k, w := range want {
+		if g, ok := got[k]; !ok || !slices.Equal(g, w) {
+			t.Errorf("tensor %s differs after GGUF → HF", k)
+		}
+	}
+	ids := []int{1} // 160 positions: the scaled low frequencies turn visibly
+	for i := range 159 {
+		ids = append(ids, 3+(i*37)%290)
+	}
+	out := runLlamaCpp(t, llamacpp.Run{Model: gguf, Tasks: []llamacpp.Task{llamacpp.Logits(ids)}})
+	logits, err := loadModel(t, hf, "").Logits([][]int{ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := logitsError(t, out[0][0].Logits, logits[0])
+	t.Logf("llama3 rope_freqs read back: logits max error %.2e relative to llama.cpp", e)
+	if e > 1e-5 {
+		t.Errorf("logits differ from llama.cpp's by %.2e relative", e)
 	}
 }

@@ -415,11 +415,22 @@ func writeRandomLlama(t *testing.T, path string, vocab int, tok tokenizer.Tokeni
 	t.Helper()
 	cfg := &config.Config{Arch: arch.Llama, Hidden: 16, Vocab: vocab, HeadDim: 8, Heads: []int{2}, KVHeads: []int{2},
 		Inter: []int{32}, RMSNormEps: 1e-5, RopeTheta: 500000, MaxPositions: 256, TieEmbed: true, BOS: tok.BOS(), EOS: []int{tok.EOS()}}
-	writeRandomModel(t, path, cfg, tok)
+	v, err := tokenizer.GGUFVocabOf(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRandomModel(t, path, cfg, v)
 }
 
-// writeRandomModel writes a model of cfg with random weights and tok's metadata as GGUF.
-func writeRandomModel(t *testing.T, path string, cfg *config.Config, tok tokenizer.Tokenizer) {
+// writeRandomModel writes a model of cfg with random weights (N(0, 0.02²)) and the tokenizer
+// metadata v as GGUF.
+func writeRandomModel(t *testing.T, path string, cfg *config.Config, v *tokenizer.GGUFVocab) {
+	t.Helper()
+	writeRandomModelStd(t, path, cfg, v, 0.02)
+}
+
+// writeRandomModelStd is writeRandomModel with weights of standard deviation std.
+func writeRandomModelStd(t *testing.T, path string, cfg *config.Config, v *tokenizer.GGUFVocab, std float64) {
 	t.Helper()
 	specs, err := models.ExpectedTensors(cfg)
 	if err != nil {
@@ -431,14 +442,10 @@ func writeRandomModel(t *testing.T, path string, cfg *config.Config, tok tokeniz
 	for _, s := range specs {
 		x := make([]float32, shapes.Make(dtypes.Float32, s.Shape...).Size())
 		for i := range x {
-			x[i] = float32(0.02 * rng.NormFloat64())
+			x[i] = float32(std * rng.NormFloat64())
 		}
 		names = append(names, s.Name)
 		data[s.Name] = tensors.FromFlatDataAndDimensions(x, s.Shape...)
-	}
-	v, err := tokenizer.GGUFVocabOf(tok)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if _, err := checkpoint.SaveGGUF(path, cfg, names, func(n string) (*tensors.Tensor, error) { return data[n], nil },
 		checkpoint.GGUFOptions{Vocab: v}); err != nil {

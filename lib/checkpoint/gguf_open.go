@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"encoding/json"
+	"io"
 
 	"github.com/gomlx/compute/dtypes"
 	"os"
@@ -46,12 +47,15 @@ func newGGUFReader(path string, f *os.File) (*ggufReaderWithConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, names, pairs, err := g.config()
+	cfg, names, pairs, err := g.config(f)
 	if err != nil {
 		return nil, errors.WithMessage(err, path)
 	}
 	r := &ggufReaderWithConfig{ggufReader: ggufReader{g: g, f: f, src: map[string]int{}, rotary: map[string]int{}}, cfg: cfg}
 	for i, t := range g.infos {
+		if t.name == ggufRopeFreqs {
+			continue // the config's rope_scaling (configOf)
+		}
 		hf, layer, ok := hfNameOfGGUF(names, t.name)
 		if !ok {
 			return nil, errors.Errorf("%s: tensor %q has no Hugging Face %s equivalent", path, t.name, arch.Of(cfg).Title())
@@ -152,7 +156,7 @@ func (g *ggufFile) metaFloat(key string, def float64) (float64, error) {
 // config resolves the model configuration from a file's metadata (architecture llama, qwen2 or
 // deci: the families' GGUF names, arch.FromGGUF), with the family's names and whether q/k rows are
 // stored in adjacent pairs (rope "norm" mode).
-func (g *ggufFile) config() (cfg *config.Config, names *arch.GGUFNames, pairs bool, err error) {
+func (g *ggufFile) config(f io.ReaderAt) (cfg *config.Config, names *arch.GGUFNames, pairs bool, err error) {
 	ggufArch, _ := g.meta["general.architecture"].(string)
 	// Layers with q/k/v biases and no attention output bias are Qwen2's (llama.cpp's own names).
 	qkvBias, oBias := false, false
@@ -167,15 +171,12 @@ func (g *ggufFile) config() (cfg *config.Config, names *arch.GGUFNames, pairs bo
 	}
 	names = fam.GGUF()
 	pairs = ggufArch != names.Arch || !names.HalfSplitRoPE
-	cfg, err = g.configOf(fam, ggufArch, names, qkvOnly)
+	cfg, err = g.configOf(f, fam, ggufArch, names, qkvOnly)
 	return cfg, names, pairs, err
 }
 
 // configOf reads the sizes of a file of family fam.
-func (g *ggufFile) configOf(fam arch.Family, ggufArch string, names *arch.GGUFNames, qkvOnly bool) (*config.Config, error) {
-	if _, ok := g.byName[ggufRopeFreqs]; ok {
-		return nil, errors.New("rope_freqs (LLaMA-3.1 rope scaling) is not supported on input")
-	}
+func (g *ggufFile) configOf(f io.ReaderAt, fam arch.Family, ggufArch string, names *arch.GGUFNames, qkvOnly bool) (*config.Config, error) {
 	if s, ok := g.meta[ggufArch+".rope.scaling.type"].(string); ok && s != "none" {
 		return nil, errors.Errorf("%s.rope.scaling.type %q is not supported on input", ggufArch, s)
 	}
@@ -237,6 +238,20 @@ func (g *ggufFile) configOf(fam arch.Family, ggufArch string, names *arch.GGUFNa
 	}
 	if cfg.RMSNormEps, err = g.metaFloat(p+"attention.layer_norm_rms_epsilon", 1e-5); err != nil {
 		return nil, err
+	}
+	if i, ok := g.byName[ggufRopeFreqs]; ok {
+		// LLaMA-3.x rope scaling: one divisor per rotary pair.
+		t := g.infos[i]
+		if len(t.ne) != 1 || t.ne[0] != int64(hd/2) {
+			return nil, errors.Errorf("%s has dims %v, want [%d] (head_dim/2)", ggufRopeFreqs, t.ne, hd/2)
+		}
+		factors := make([]float32, hd/2)
+		if err := g.readFloat32(f, t, factors); err != nil {
+			return nil, err
+		}
+		if cfg.RopeScaling, err = config.Llama3FromRopeFactors(cfg.RopeTheta, hd, factors); err != nil {
+			return nil, errors.WithMessage(err, ggufRopeFreqs)
+		}
 	}
 	emb, ok := g.byName["token_embd.weight"]
 	if !ok || len(g.infos[emb].ne) != 2 || g.infos[emb].ne[0] != int64(D) {

@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"bufio"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 
@@ -248,7 +247,7 @@ func planGGUF(cfg *config.Config, names []string, opts GGUFOptions) (*GGUFResult
 		addHF("lm_head.weight", -1, hfTensor{layer: -1, module: "lm_head.weight"}, []int{V, D})
 	}
 	if llama3 {
-		out = append(out, &ggufTensor{name: ggufRopeFreqs, data: llama3RopeFactors(cfg), ne: []int64{int64(hd / 2)}, typ: GGUFF32})
+		out = append(out, &ggufTensor{name: ggufRopeFreqs, data: cfg.Llama3RopeFactors(), ne: []int64{int64(hd / 2)}, typ: GGUFF32})
 	}
 	// Types and offsets.
 	var offset int64
@@ -311,18 +310,6 @@ func ggufLayers(cfg *config.Config, byLayer map[int]map[string]hfTensor) ([]gguf
 		return nil, errors.New("every layer is empty (no heads and no MLP channels)")
 	}
 	return layers, nil
-}
-
-// llama3RopeFactors is llama.cpp's rope_freqs for LLaMA-3 scaling: the divisor of each
-// frequency (plain / scaled).
-func llama3RopeFactors(cfg *config.Config) []float32 {
-	scaled := cfg.InvFrequencies()
-	out := make([]float32, len(scaled))
-	for i, s := range scaled {
-		plain := 1 / math.Pow(cfg.RopeTheta, float64(2*i)/float64(cfg.HeadDim))
-		out[i] = float32(plain / s)
-	}
-	return out
 }
 
 // ggufMetadata builds the key/value metadata.
