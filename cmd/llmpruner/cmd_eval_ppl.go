@@ -120,6 +120,10 @@ func (e *env) perplexity(scorer eval.Scorer, m *models.Model, set data.TextSet, 
 	}
 	bar := e.progress(0, "PPL "+set.Name)
 	defer bar.Finish()
+	if s, ok := scorer.(*models.Streamed); ok { // the stage of the sweep under way
+		s.Progress = func(stage string) { bar.Describe("PPL " + set.Name + ": " + stage) }
+		defer func() { s.Progress = nil }()
+	}
 	res, err := eval.Perplexity(scorer, tok, text, eval.PPLOptions{
 		SeqLen: seqLen, Batch: batch,
 		Progress: func(done, total int) {

@@ -164,6 +164,9 @@ func (e *env) zeroShot(path, adapter string, sf *evalStreamFlags, dir string, na
 	// context+continuation (the last only a target), which TokenLogProbs accepts.
 	maxLen := m.Config.MaxPositions
 	bar := e.progress(0, "zero-shot "+filepath.Base(path))
+	if m.streamed != nil { // the stage of the sweep under way
+		m.streamed.Progress = func(stage string) { bar.Describe("zero-shot " + filepath.Base(path) + ": " + stage) }
+	}
 	res, err := eval.ZeroShot(m.scorer(), tok, eval.ZeroShotOptions{
 		DataDir: dir, Tasks: names, Limit: limit, BatchSize: perCall, MaxLength: maxLen,
 		Progress: func(p eval.Progress) {
