@@ -223,7 +223,7 @@ type benchResult struct {
 }
 
 // runBenchChild runs cmd and parses its "RESULT seconds=… peak=…" line.
-func runBenchChild(b *testing.B, name string, cmd *exec.Cmd) (benchResult, bool) {
+func runBenchChild(b testing.TB, name string, cmd *exec.Cmd) (benchResult, bool) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Logf("%s: %v\n%s", name, err, tail(string(out), 2000))
