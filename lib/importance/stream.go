@@ -31,8 +31,6 @@ package importance
 
 import (
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -79,7 +77,7 @@ func (e *TaylorEstimator) StreamScores(src *StreamSource, fams []*groups.Family)
 		mode = ParamFirst
 	}
 	s := newStreamer(src, mode, e.Calibration, NeededAxes(fams))
-	defer releaseMemory()
+	defer models.ReleaseMemory()
 	defer s.finalize()
 	if err := s.run(); err != nil {
 		return nil, errors.WithMessagef(err, "streamed taylor importance (%s)", mode)
@@ -135,24 +133,11 @@ func (s *streamer) finalize() {
 	}
 }
 
-// stage starts a new step of the sweep: the memory of the previous one is released (releaseMemory)
-// and the progress reported.
+// stage starts a new step of the sweep: the memory of the previous one is released
+// (models.ReleaseMemory) and the progress reported.
 func (s *streamer) stage(format string, args ...any) {
-	releaseMemory()
+	models.ReleaseMemory()
 	s.progress(format, args...)
-}
-
-// releaseMemory hands the buffers of the step just finished back to the operating system, so that
-// the peak is one step's working set whatever the depth. Without it the peak grew with every half
-// layer (8 LLaMA-7B-shaped layers: 4.02 GB, five half layers' worth): the Go backend keeps freed
-// buffers in a sync.Pool per size bucket, which a garbage collection only moves to its victim
-// cache (the next one drops them), the collector, paced by the heap's growth, rarely ran during
-// the sweep, and the heap kept the freed pages, too fragmented to serve the next half layer's
-// buffers. A collection plus debug.FreeOSMemory (which collects again and returns the freed pages)
-// costs milliseconds against the seconds of a half layer.
-func releaseMemory() {
-	runtime.GC()
-	debug.FreeOSMemory()
 }
 
 func (s *streamer) progress(format string, args ...any) {
@@ -892,6 +877,7 @@ func (e *Magnitude) StreamScores(src *StreamSource, fams []*groups.Family) ([][]
 				mine = append(mine, ta)
 			}
 		}
+		models.ReleaseMemory() // the previous tensor's buffers
 		w, err := s.read([]string{n})
 		if err != nil {
 			return nil, errors.WithMessage(err, "streamed magnitude importance")
