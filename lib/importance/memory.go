@@ -61,14 +61,14 @@ func InMemoryBytes(cfg *config.Config, j MemoryJob) int64 {
 	return stored + extra + activationBytes(cfg, j, cfg.NumLayers()) + runtimeBytes
 }
 
-// StreamBytes estimates the peak memory of the streamed computation (StreamScores), which releases
-// each step's buffers before the next: the largest step's working set — a half layer's backward
-// (its weights as stored and as float32, their gradients and salience temporaries, the
-// second-order accumulators), the head's (lm_head, logits) or the embedding's — plus every half
-// layer's boundary activations [N, T, D]. Measured on LLaMA-7B shapes with 2 × 64 tokens, the MLP
-// half's backward peaked at 1.37–1.55 GB in float32 (weights 0.54 GB; this rule gives 1.62 GB)
-// and 1.82 GB from bfloat16 (1.89 GB), the head's at 0.62 GB (0.59 GB) and 0.88 GB (0.85 GB), each
-// on top of the process's ~40 MB; runtimeBytes covers the differences.
+// StreamBytes estimates the peak memory of the streamed computation (StreamScores), which frees
+// each step's buffers before the next (models.ReleaseMemory): the largest step's working set — a
+// half layer's backward (its weights as stored and as float32, their gradients, the salience
+// temporaries and the heap's slack, the second-order accumulators), the head's (lm_head, logits)
+// or the embedding's — plus every half layer's boundary activations [N, T, D]. Measured
+// (BenchmarkTaylor7BShaped, 2 × 64 tokens): 2.03 GB for 8 LLaMA-7B-shaped layers in float32 (this
+// rule: 2.61 GB) and 2.60 GB for 32 layers in bfloat16 (2.98 GB); one MLP half's backward alone,
+// from a clean heap, 1.37–1.55 GB in float32 (weights 0.54 GB) and 1.82 GB from bfloat16.
 func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 	f32 := func(n int64) int64 { return 4 * n }
 	if j.Streams > 0 || j.Criterion == FLAP || j.Criterion == WandaSP { // forward-only layer sweep
@@ -91,7 +91,7 @@ func StreamBytes(cfg *config.Config, j MemoryJob) int64 {
 		}
 		return peak + runtimeBytes
 	}
-	perUnit := int64(2) // float32 gradients and salience temporaries (float32 weights are used as read)
+	perUnit := int64(3) // float32 gradients, salience temporaries, heap slack (float32 weights are used as read)
 	half := j.storedSize() != 4
 	if half {
 		perUnit++ // the float32 copy of half-precision weights
