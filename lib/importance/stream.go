@@ -184,28 +184,7 @@ func freeAll(ts []*tensors.Tensor) {
 // weightHooks returns hooks reading the tensors names from the parameter nodes params (in the
 // same order), converted once to float32, and recording them in f32 for differentiation.
 func weightHooks(names []string, params []*Node, f32 map[string]*Node) *models.Hooks {
-	index := make(map[string]int, len(names))
-	for i, n := range names {
-		index[n] = i
-	}
-	return &models.Hooks{
-		Weight: func(_ *Graph, name string) *Node {
-			if n, ok := f32[name]; ok {
-				return n
-			}
-			i, ok := index[name]
-			if !ok {
-				panic(errors.Errorf("staged graph reads tensor %s, which is not among its inputs", name))
-			}
-			n := params[i]
-			if n.DType() != dtypes.Float32 {
-				n = ConvertDType(n, dtypes.Float32)
-			}
-			f32[name] = n
-			return n
-		},
-		Linear: dotLinear,
-	}
+	return &models.Hooks{Weight: models.ParamWeights(names, params, f32), Linear: dotLinear}
 }
 
 func specNames(specs []models.TensorSpec) []string {

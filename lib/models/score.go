@@ -177,17 +177,7 @@ func (m *Model) TokenLogProbs(seqs [][]int) (logp [][]float64, greedy [][]bool, 
 		if err != nil {
 			return nil, nil, errors.WithMessage(err, "running the forward pass")
 		}
-		lpFlat, grFlat := tensors.MustCopyFlatData[float32](lp), tensors.MustCopyFlatData[bool](gr)
-		W := lp.Shape().Dim(1) // L-1
-		for r, idx := range b.rows {
-			n := len(seqs[idx]) - 1
-			logp[idx] = make([]float64, n)
-			greedy[idx] = make([]bool, n)
-			for t := range n {
-				logp[idx][t] = float64(lpFlat[r*W+t])
-				greedy[idx][t] = grFlat[r*W+t]
-			}
-		}
+		scatterLogProbs(lp, gr, b.rows, seqs, logp, greedy)
 		_ = lp.FinalizeAll()
 		_ = gr.FinalizeAll()
 	}
@@ -217,4 +207,21 @@ func (m *Model) Loss(seqs [][]int) (float64, error) {
 		return math.NaN(), errors.New("no positions to score")
 	}
 	return sum / float64(n), nil
+}
+
+// scatterLogProbs copies a batch's per-position log-probabilities lp [rows, L-1] and greedy flags
+// gr [rows, L-1] into logp/greedy of the sequences the batch rows hold (seqs[rows[r]]), dropping
+// the padding beyond each sequence.
+func scatterLogProbs(lp, gr *tensors.Tensor, rows []int, seqs [][]int, logp [][]float64, greedy [][]bool) {
+	lpFlat, grFlat := tensors.MustCopyFlatData[float32](lp), tensors.MustCopyFlatData[bool](gr)
+	W := lp.Shape().Dim(1) // L-1
+	for r, idx := range rows {
+		n := len(seqs[idx]) - 1
+		logp[idx] = make([]float64, n)
+		greedy[idx] = make([]bool, n)
+		for t := range n {
+			logp[idx][t] = float64(lpFlat[r*W+t])
+			greedy[idx][t] = grFlat[r*W+t]
+		}
+	}
 }

@@ -148,3 +148,29 @@ func ReleaseMemory() {
 	runtime.GC() // pooled buffers move to the pools' victim caches
 	runtime.GC() // and are dropped
 }
+
+// ParamWeights returns a Hooks.Weight that reads the tensors names from the graph parameters
+// params (same order), each converted once to float32 and recorded in f32 (so a caller can
+// differentiate with respect to the float32 weights). A name outside names panics: the stage's
+// graph read a tensor it was not given.
+func ParamWeights(names []string, params []*Node, f32 map[string]*Node) func(*Graph, string) *Node {
+	index := make(map[string]int, len(names))
+	for i, n := range names {
+		index[n] = i
+	}
+	return func(_ *Graph, name string) *Node {
+		if n, ok := f32[name]; ok {
+			return n
+		}
+		i, ok := index[name]
+		if !ok {
+			panic(errors.Errorf("staged graph reads tensor %s, which is not among its inputs", name))
+		}
+		n := params[i]
+		if n.DType() != dtypes.Float32 {
+			n = ConvertDType(n, dtypes.Float32)
+		}
+		f32[name] = n
+		return n
+	}
+}

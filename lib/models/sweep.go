@@ -199,29 +199,9 @@ func (s *Streamed) Stage(key string, names []string, xs []*tensors.Tensor, in []
 // paramHooks returns hooks reading the tensors names from the parameter nodes params (same order),
 // converted once to float32, with the model's Linear and MatMulDType.
 func (s *Streamed) paramHooks(names []string, params []*Node) *Hooks {
-	f32 := map[string]*Node{}
-	index := make(map[string]int, len(names))
-	for i, n := range names {
-		index[n] = i
-	}
-	h := &Hooks{}
+	h := &Hooks{Weight: ParamWeights(names, params, map[string]*Node{})}
 	if s.Model.Hooks != nil {
 		h.Linear, h.MatMulDType = s.Model.Hooks.Linear, s.Model.Hooks.MatMulDType
-	}
-	h.Weight = func(_ *Graph, name string) *Node {
-		if n, ok := f32[name]; ok {
-			return n
-		}
-		i, ok := index[name]
-		if !ok {
-			panic(errors.Errorf("streamed graph reads tensor %s, which is not among its inputs", name))
-		}
-		n := params[i]
-		if n.DType() != dtypes.Float32 {
-			n = ConvertDType(n, dtypes.Float32)
-		}
-		f32[name] = n
-		return n
 	}
 	return h
 }
@@ -315,18 +295,7 @@ func (s *Streamed) sweepLogProbs(seqs [][]int, batches []tokenBatch, logp [][]fl
 		return err
 	}
 	for b, tb := range batches {
-		lp, gr := outs[b][0], outs[b][1]
-		lpFlat, grFlat := tensors.MustCopyFlatData[float32](lp), tensors.MustCopyFlatData[bool](gr)
-		W := lp.Shape().Dim(1) // L-1
-		for r, idx := range tb.rows {
-			n := len(seqs[idx]) - 1
-			logp[idx] = make([]float64, n)
-			greedy[idx] = make([]bool, n)
-			for t := range n {
-				logp[idx][t] = float64(lpFlat[r*W+t])
-				greedy[idx][t] = grFlat[r*W+t]
-			}
-		}
+		scatterLogProbs(outs[b][0], outs[b][1], tb.rows, seqs, logp, greedy)
 		freeTensors(outs[b])
 	}
 	return nil
