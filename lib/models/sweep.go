@@ -15,8 +15,6 @@ package models
 import (
 	"fmt"
 	"math/bits"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -153,7 +151,7 @@ func (s *Streamed) Head(xs []*tensors.Tensor, in [][]*tensors.Tensor, key string
 // position in names).
 func (s *Streamed) Stage(key string, names []string, xs []*tensors.Tensor, in [][]*tensors.Tensor, fn StageFunc) (outs [][]*tensors.Tensor, err error) {
 	defer recoverError(&err, "streamed "+key)
-	releaseMemory()
+	ReleaseMemory()
 	w, err := s.read(names)
 	if err != nil {
 		return nil, err
@@ -322,16 +320,6 @@ func (s *Streamed) batches(seqs [][]int) []tokenBatch {
 		}
 	}
 	return out
-}
-
-// releaseMemory hands the previous stage's freed buffers back to the operating system before the
-// next stage reads its weights, so that the peak is one stage's working set whatever the depth: the
-// Go backend pools freed buffers (a garbage collection only moves them to the pool's victim cache)
-// and the heap keeps freed pages (importance's streamed Taylor measured the peak growing with every
-// half layer without this). It costs milliseconds against a layer's seconds.
-func releaseMemory() {
-	runtime.GC()
-	debug.FreeOSMemory()
 }
 
 func firsts(outs [][]*tensors.Tensor) []*tensors.Tensor {
