@@ -88,14 +88,7 @@ func TestStreamedPerplexityRandom(t *testing.T) {
 		{"mistral-sliding-window", map[string]any{"model_type": "mistral", "sliding_window": 5}, "f32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fields := map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 4,
-				"num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 4, "vocab_size": 40,
-				config.KeyHeadsPerLayer: []int{4, 4, 2, 4}, config.KeyKVHeadsPerLayer: []int{4, 2, 1, 2},
-				config.KeyInterPerLayer: []int{12, 10, 8, 10}}
-			for k, v := range tc.fields {
-				fields[k] = v
-			}
-			cfg := groupstest.Config(t, fields)
+			cfg := groupstest.Tiny4(t, tc.fields)
 			dir := t.TempDir()
 			if err := groupstest.RandomModel(t, cfg, 4, 0.5).Save(dir, tc.dtype); err != nil {
 				t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/llmpruner/llmpruner/lib/checkpoint"
-	"github.com/llmpruner/llmpruner/lib/config"
 	"github.com/llmpruner/llmpruner/lib/groups/groupstest"
 	"github.com/llmpruner/llmpruner/lib/internal/testdata"
 	"github.com/llmpruner/llmpruner/lib/models"
@@ -105,14 +104,7 @@ func TestStreamedForwardStatsEqualLoaded(t *testing.T) {
 		{"untied-bf16", nil, "bf16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fields := map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 4,
-				"num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 4, "vocab_size": 40,
-				config.KeyHeadsPerLayer: []int{4, 4, 2, 4}, config.KeyKVHeadsPerLayer: []int{4, 2, 1, 2},
-				config.KeyInterPerLayer: []int{12, 10, 8, 10}}
-			for k, v := range tc.fields {
-				fields[k] = v
-			}
-			cfg := groupstest.Config(t, fields)
+			cfg := groupstest.Tiny4(t, tc.fields)
 			dir := t.TempDir()
 			if err := groupstest.RandomModel(t, cfg, 4, 0.3).Save(dir, tc.dtype); err != nil {
 				t.Fatal(err)

@@ -57,6 +57,21 @@ func Tiny(t testing.TB) *config.Config {
 		config.KeyHeadsPerLayer: []int{4, 4, 2}, config.KeyKVHeadsPerLayer: []int{4, 2, 1}, config.KeyInterPerLayer: []int{12, 10, 8}})
 }
 
+// Tiny4 returns a 4-layer non-uniform config (heads [4 4 2 4], kv-heads [4 2 1 2], MLP widths
+// [12 10 8 10], hidden 16, head_dim 4, vocab 40), with extra's config.json fields set over it
+// (tied embeddings, biases, another model_type, …).
+func Tiny4(t testing.TB, extra map[string]any) *config.Config {
+	t.Helper()
+	fields := map[string]any{"hidden_size": 16, "intermediate_size": 12, "num_hidden_layers": 4,
+		"num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 4, "vocab_size": 40,
+		config.KeyHeadsPerLayer: []int{4, 4, 2, 4}, config.KeyKVHeadsPerLayer: []int{4, 2, 1, 2},
+		config.KeyInterPerLayer: []int{12, 10, 8, 10}}
+	for k, v := range extra {
+		fields[k] = v
+	}
+	return Config(t, fields)
+}
+
 // RandomModel fills every tensor cfg implies with N(0, std²) values (norm weights around 1), seeded.
 func RandomModel(t testing.TB, cfg *config.Config, seed uint64, std float64) *models.Model {
 	t.Helper()
