@@ -273,20 +273,8 @@ func TestFLAPQwen2MatchesReference(t *testing.T) {
 	if saved.ModelType != "llama" || !slices.Equal(saved.Architectures, []string{"LlamaForCausalLM"}) || !saved.AttentionBias {
 		t.Errorf("saved config.json: model_type %q, architectures %v, attention_bias %v", saved.ModelType, saved.Architectures, saved.AttentionBias)
 	}
-	back, err := models.Load(groupstest.Backend(t), out, models.LoadOptions{})
-	if err != nil {
-		t.Fatalf("reload: %+v", err)
-	}
-	got, err := back.Logits(prompt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantF := make([][]float64, len(want[0]))
-	for i, row := range want[0] {
-		for _, v := range row {
-			wantF[i] = append(wantF[i], float64(v))
-		}
-	}
+	back, got := reloadLogits(t, out, prompt)
+	wantF := float64Rows(want[0])
 	if back.Config.String() != c.String() || relDiff(got[0], wantF) > 1e-6 {
 		t.Errorf("reloaded %s (pruned %s), logits differ by %.2e", back.Config, c, relDiff(got[0], wantF))
 	}
@@ -354,20 +342,8 @@ func TestFLAPChatGLMMatchesReference(t *testing.T) {
 	if err := m.Save(out, ""); err != nil {
 		t.Fatal(err)
 	}
-	back, err := models.Load(groupstest.Backend(t), out, models.LoadOptions{})
-	if err != nil {
-		t.Fatalf("reload: %+v", err)
-	}
-	got, err := back.Logits(prompt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantF := make([][]float64, len(want[0]))
-	for i, row := range want[0] {
-		for _, v := range row {
-			wantF[i] = append(wantF[i], float64(v))
-		}
-	}
+	back, got := reloadLogits(t, out, prompt)
+	wantF := float64Rows(want[0])
 	if back.Config.Arch != arch.ChatGLM || back.Config.String() != m.Config.String() || relDiff(got[0], wantF) > 1e-6 {
 		t.Errorf("reloaded %s %s (pruned %s), logits differ by %.2e", back.Config.Arch, back.Config, m.Config, relDiff(got[0], wantF))
 	}
@@ -385,4 +361,29 @@ func TestFLAPChatGLMMatchesReference(t *testing.T) {
 	if worst > 1e-4 {
 		t.Errorf("Wanda-sp scores differ from the reference by up to %.2e relative (limit 1e-4)", worst)
 	}
+}
+
+// reloadLogits loads the checkpoint in dir and returns it with its logits of prompt.
+func reloadLogits(t *testing.T, dir string, prompt [][]int) (*models.Model, [][][]float32) {
+	t.Helper()
+	back, err := models.Load(groupstest.Backend(t), dir, models.LoadOptions{})
+	if err != nil {
+		t.Fatalf("reload: %+v", err)
+	}
+	got, err := back.Logits(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back, got
+}
+
+// float64Rows converts one sequence's logits to float64.
+func float64Rows(rows [][]float32) [][]float64 {
+	out := make([][]float64, len(rows))
+	for i, row := range rows {
+		for _, v := range row {
+			out[i] = append(out[i], float64(v))
+		}
+	}
+	return out
 }
